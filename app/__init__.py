@@ -1,0 +1,116 @@
+"""Missive: correspondence management and electronic parapheur for French local authorities."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, request, session
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import current_user
+
+from app.core import config as config_module
+from app.core.extensions import babel, csrf, db, login_manager, migrate
+
+SUPPORTED_LOCALES = ("fr", "en")
+
+
+class ApiAwareSessionInterface(SecureCookieSessionInterface):
+    """No cookie session under /api/: the API authenticates by bearer token only.
+
+    This keeps browser cookies from authenticating API calls, which is why the API
+    can be exempt from CSRF.
+    """
+
+    def open_session(self, app, request):
+        if request.path.startswith("/api/"):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app, session, response):
+        if request.path.startswith("/api/"):
+            return None
+        return super().save_session(app, session, response)
+
+
+def select_locale() -> str:
+    """French unless the person chose English (account preference or ?lang=)."""
+    chosen = request.args.get("lang") or session.get("lang")
+    if chosen in SUPPORTED_LOCALES:
+        return chosen
+    if current_user and current_user.is_authenticated and current_user.locale:
+        return current_user.locale
+    return "fr"
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Build the Flask application from the environment (and test overrides)."""
+    app = Flask(__name__, instance_path=str(config_module.PROJECT_ROOT / "instance"))
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(config_module.load(Path(app.instance_path), overrides))
+    Path(app.config["MISSIVE_STORAGE"]).mkdir(parents=True, exist_ok=True)
+    app.session_interface = ApiAwareSessionInterface()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(config_module.PROJECT_ROOT / "migrations"),
+        render_as_batch=True,
+        compare_type=True,
+    )
+    login_manager.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+
+    _register_models()
+    _register_blueprints(app)
+    _register_commands(app)
+
+    from app.core.errors import register_error_handlers
+    from app.core.web import register_web_hooks
+
+    register_error_handlers(app)
+    register_web_hooks(app)
+
+    @app.before_request
+    def remember_language_choice():
+        lang = request.args.get("lang")
+        if lang in SUPPORTED_LOCALES and not request.path.startswith("/api/"):
+            session["lang"] = lang
+
+    return app
+
+
+def _register_models() -> None:
+    # Import every model module so SQLAlchemy's metadata (and Alembic) sees all tables.
+    import app.api.models
+    import app.auth.models
+    import app.core.audit  # noqa: F401
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.admin.views import bp as admin_bp
+    from app.api import bp as api_bp
+    from app.auth.views import bp as auth_bp
+    from app.inbox.views import bp as inbox_bp
+
+    import_api_modules()
+
+    csrf.exempt(api_bp)
+    for blueprint in (auth_bp, inbox_bp, admin_bp, api_bp):
+        app.register_blueprint(blueprint)
+
+
+def import_api_modules() -> None:
+    """Import each domain's api.py so its routes land on the API blueprint."""
+    import app.auth.api
+    import app.inbox.api  # noqa: F401
+
+
+def _register_commands(app: Flask) -> None:
+    from app.cli import register_commands
+
+    register_commands(app)
+    import app.auth.tasks

@@ -1,0 +1,1 @@
+"""Users, groups, organisation units and sign-in."""

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces: configuration, extensions, errors, permissions, audit, worker."""

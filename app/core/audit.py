@@ -1,0 +1,121 @@
+"""The audit trail: append-only, hash-chained events of who did what."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from flask import has_request_context, request
+from sqlalchemy import ForeignKey, String, select, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import JSONType, UTCDateTime, utcnow
+from app.core.extensions import db
+
+GENESIS = "0" * 64
+_PG_LOCK_KEY = 7_310_001  # pg_advisory_xact_lock key that serialises chain appends
+
+
+class AuditEvent(db.Model):
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(80), index=True)
+    object_type: Mapped[str | None] = mapped_column(String(60))
+    object_id: Mapped[str | None] = mapped_column(String(80))
+    data: Mapped[dict] = mapped_column(JSONType, default=dict)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (db.Index("ix_audit_event_object", "object_type", "object_id"),)
+
+
+def _digest(
+    prev_hash: str,
+    at: datetime,
+    actor_id: int | None,
+    action: str,
+    object_type: str | None,
+    object_id: str | None,
+    data: dict,
+) -> str:
+    payload = json.dumps(
+        [prev_hash, at.isoformat(), actor_id, action, object_type, object_id, data],
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def record(
+    action: str,
+    *,
+    actor: Any = None,
+    object_type: str | None = None,
+    object_id: Any = None,
+    data: dict | None = None,
+) -> AuditEvent:
+    """Append an event to the chain inside the caller's transaction (flushed, not committed)."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    previous = db.session.execute(
+        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).scalar()
+    actor_id = getattr(actor, "id", actor) if actor is not None else None
+    at = utcnow()
+    clean = json.loads(json.dumps(data or {}, default=str))
+    oid = None if object_id is None else str(object_id)
+    event = AuditEvent(
+        at=at,
+        actor_id=actor_id,
+        action=action,
+        object_type=object_type,
+        object_id=oid,
+        data=clean,
+        ip=request.remote_addr if has_request_context() else None,
+        prev_hash=previous or GENESIS,
+    )
+    event.hash = _digest(event.prev_hash, at, actor_id, action, object_type, oid, clean)
+    db.session.add(event)
+    db.session.flush()
+    return event
+
+
+def verify_chain() -> list[int]:
+    """Return the ids of events whose hash or link is wrong (empty when the chain is intact)."""
+    broken: list[int] = []
+    previous = GENESIS
+    for event in db.session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars():
+        expected = _digest(
+            event.prev_hash,
+            event.at,
+            event.actor_id,
+            event.action,
+            event.object_type,
+            event.object_id,
+            event.data,
+        )
+        if event.prev_hash != previous or event.hash != expected:
+            broken.append(event.id)
+        previous = event.hash
+    return broken
+
+
+def events_for(object_type: str, object_id: Any, limit: int = 200) -> list[AuditEvent]:
+    """Return the latest events about one object, newest first."""
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.object_type == object_type, AuditEvent.object_id == str(object_id))
+        .order_by(AuditEvent.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.execute(stmt).scalars())

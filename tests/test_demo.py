@@ -1,0 +1,46 @@
+"""Demo data: an organisation shaped like a Département, loaded idempotently."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.auth.models import Group, OrgUnit, OrgUnitKind, User
+from app.core.extensions import db
+from app.demo import load_demo
+from app.demo.organisation import DEMO_PASSWORD
+from tests.conftest import login
+
+
+def test_demo_loads_twice_without_duplicates(app):
+    with app.app_context():
+        first = load_demo()
+        second = load_demo()
+        users = db.session.scalar(select(func.count()).select_from(User))
+        delegations = db.session.scalar(
+            select(func.count()).select_from(OrgUnit).where(OrgUnit.kind == OrgUnitKind.DELEGATION)
+        )
+    assert first["users"] >= 40
+    assert second == {"org_units": 0, "groups": 0, "users": 0}
+    assert users == first["users"]
+    assert delegations == 6
+
+
+def test_demo_has_the_departements_shape(app):
+    with app.app_context():
+        load_demo()
+        units = {u.code: u for u in db.session.execute(select(OrgUnit)).scalars()}
+        assert units["dgs"].parent.code == "departement"
+        assert units["svc-recrutement"].parent.code == "dir-rh"
+        assert all(units[c].head is not None for c in ("dgs", "dir-solidarites", "del-nantes"))
+        names = {g.name for g in db.session.execute(select(Group)).scalars()}
+        assert {"courrier-central", "delegation-nantes", "dgs"} <= names
+        roles = {str(u.role) for u in db.session.execute(select(User)).scalars()}
+        assert roles == {"agent", "analyst", "admin"}
+
+
+def test_demo_agent_can_sign_in_and_see_their_name(app, client):
+    with app.app_context():
+        load_demo()
+    response = login(client, "claire.martin@departement.test", DEMO_PASSWORD)
+    assert response.status_code == 302
+    assert "Claire Martin" in client.get("/").get_data(as_text=True)
