@@ -87,7 +87,9 @@ def _register_models() -> None:
     # Import every model module so SQLAlchemy's metadata (and Alembic) sees all tables.
     import app.api.models
     import app.auth.models
-    import app.core.audit  # noqa: F401
+    import app.core.audit
+    import app.engine.models
+    import app.engine.permissions  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -106,6 +108,7 @@ def _register_blueprints(app: Flask) -> None:
 def import_api_modules() -> None:
     """Import each domain's api.py so its routes land on the API blueprint."""
     import app.auth.api
+    import app.engine.api
     import app.inbox.api  # noqa: F401
 
 

@@ -1,0 +1,59 @@
+"""Service-task handlers: Python functions that BPMN service tasks call by name.
+
+A domain registers its handlers with ``@service_handler("send_acknowledgement")``; a
+diagram names one with ``camunda:type="external" camunda:topic="send_acknowledgement"``.
+Unknown names are refused at deploy time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class HandlerContext:
+    """What a handler receives: the instance, the task and its data (ids, never bytes)."""
+
+    instance_id: int | None
+    business_key: str | None
+    task_id: str
+    task_name: str
+    data: dict[str, Any]
+    properties: dict[str, str]
+
+
+Handler = Callable[[HandlerContext], dict[str, Any] | None]
+_handlers: dict[str, Handler] = {}
+
+
+def service_handler(name: str) -> Callable[[Handler], Handler]:
+    """Register a handler; the dict it returns is merged into the task data."""
+
+    def register(func: Handler) -> Handler:
+        _handlers[name] = func
+        return func
+
+    return register
+
+
+def handler_exists(name: str) -> bool:
+    """True when a handler is registered under that name."""
+    return name in _handlers
+
+
+def get_handler(name: str) -> Handler:
+    """Return the handler registered under that name (KeyError if unknown)."""
+    return _handlers[name]
+
+
+def handler_names() -> list[str]:
+    """Every registered handler name (for the modeler's picker)."""
+    return sorted(_handlers)
+
+
+@service_handler("noop")
+def noop(context: HandlerContext) -> None:
+    """Does nothing: a placeholder step analysts can wire before the real one exists."""
+    return None

@@ -1,0 +1,60 @@
+"""Who may act on tasks and instances (registered with the one permission check)."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+
+from app.core.extensions import db
+from app.core.permissions import policy
+from app.engine.models import HumanTask, ProcessInstance, TaskCandidate, TaskStatus
+
+
+def is_candidate(user, task: HumanTask) -> bool:
+    """True when the user is a candidate of the task (by group or by name)."""
+    if user.id in {c.user_id for c in task.candidates if c.user_id}:
+        return True
+    return bool(set(user.group_names) & set(task.candidate_groups or []))
+
+
+@policy("task")
+def task_policy(user, action: str, task: HumanTask) -> bool:
+    if action == "view":
+        return (task.assignee_id == user.id or task.completed_by_id == user.id
+                or is_candidate(user, task) or task.instance.initiator_id == user.id)
+    if task.status != TaskStatus.OPEN:
+        return False
+    if action in ("claim", "complete", "unclaim", "assign"):
+        return task.assignee_id == user.id or is_candidate(user, task)
+    return False
+
+
+@policy("instance")
+def instance_policy(user, action: str, instance: ProcessInstance) -> bool:
+    if action != "view":
+        return False  # suspend, resume, terminate: admins only
+    if instance.initiator_id == user.id:
+        return True
+    groups = user.group_names
+    participation = select(HumanTask.id).where(
+        HumanTask.instance_id == instance.id,
+        or_(HumanTask.assignee_id == user.id, HumanTask.completed_by_id == user.id,
+            HumanTask.id.in_(select(TaskCandidate.task_id).where(or_(
+                TaskCandidate.user_id == user.id,
+                TaskCandidate.group_name.in_(groups) if groups else False)))),
+    ).limit(1)
+    return db.session.execute(participation).first() is not None
+
+
+@policy("process")
+def process_policy(user, action: str, version) -> bool:
+    if action in ("deploy", "manage"):
+        return user.has_role("analyst")
+    if action == "view":
+        return True
+    if action == "start":
+        starters = (version.starters if version is not None else None) or {}
+        groups, users = starters.get("groups") or [], starters.get("users") or []
+        if not groups and not users:
+            return True
+        return user.email in users or bool(set(user.group_names) & set(groups))
+    return False

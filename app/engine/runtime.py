@@ -1,0 +1,428 @@
+"""One unit of work per action on an instance: lock, restore, run, save, sync, audit.
+
+The instance row is locked (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions
+already hold the write lock), the workflow is restored from its state and its version's
+specs, the action runs, the state is serialized once, and the rows the inbox and the
+worker read (human tasks, timers, jobs, message subscriptions) are brought in line —
+all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import OrderedDict
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, select
+
+from app.auth.models import Group, User
+from app.core.db import utcnow
+from app.core.errors import Conflict, NotFound
+from app.core.extensions import db
+from app.engine import sandbox
+from app.engine.handlers import HandlerContext, get_handler
+from app.engine.models import (
+    EngineJob,
+    EngineTimer,
+    HumanTask,
+    InstanceStatus,
+    JobStatus,
+    MessageSubscription,
+    ProcessInstance,
+    ProcessVersion,
+    TaskCandidate,
+    TaskStatus,
+)
+from app.engine.spiff import (
+    BpmnWorkflow,
+    HandlerServiceTask,
+    MissiveScriptEngine,
+    TaskState,
+    restore_workflow,
+    specs_from_json,
+    workflow_state,
+)
+
+# Case variables copied onto tasks so the inbox can show and search them.
+SUMMARY_KEYS = ("chrono", "subject", "sender", "sender_name", "type", "case_type", "amount",
+                "channel", "service", "delegation", "correspondence_id", "folder_id",
+                "document_type", "title")
+_SPEC_CACHE_SIZE = 64
+_spec_cache: OrderedDict[int, tuple[Any, dict]] = OrderedDict()
+
+
+def version_specs(version: ProcessVersion) -> tuple[Any, dict]:
+    """Restored spec objects of a version (immutable: cached per process, keyed by id)."""
+    cached = _spec_cache.get(version.id)
+    if cached is None:
+        cached = specs_from_json(version.spec)
+        _spec_cache[version.id] = cached
+        while len(_spec_cache) > _SPEC_CACHE_SIZE:
+            _spec_cache.popitem(last=False)
+    else:
+        _spec_cache.move_to_end(version.id)
+    return cached
+
+
+# The instance whose workflow is running, for service handlers (set by ``running``).
+_current_instance: ContextVar[ProcessInstance | None] = ContextVar("current_instance",
+                                                                  default=None)
+
+
+@contextmanager
+def running(instance: ProcessInstance):
+    """Mark ``instance`` as the one whose workflow runs now (handlers read it)."""
+    token = _current_instance.set(instance)
+    try:
+        yield
+    finally:
+        _current_instance.reset(token)
+
+
+def _call_handler(task, handler: str) -> None:
+    instance = _current_instance.get()
+    context = HandlerContext(
+        instance_id=instance.id if instance else None,
+        business_key=instance.business_key if instance else None, task_id=str(task.id),
+        task_name=task.task_spec.bpmn_name or task.task_spec.bpmn_id, data=task.data,
+        properties=dict((task.task_spec.extensions or {}).get("properties") or {}),
+    )
+    result = get_handler(handler)(context)
+    if result:
+        task.data.update(result)
+
+
+SCRIPT_ENGINE = MissiveScriptEngine(call_handler=_call_handler)
+
+
+def lock_instance(instance_id: int) -> ProcessInstance:
+    """Load and lock an instance row for the rest of the transaction."""
+    stmt = select(ProcessInstance).where(ProcessInstance.id == instance_id)
+    if db.engine.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    instance = db.session.execute(stmt).scalar_one_or_none()
+    if instance is None:
+        raise NotFound("Instance de processus introuvable.")
+    return instance
+
+
+def restore(instance: ProcessInstance) -> BpmnWorkflow:
+    """Rebuild the workflow of an instance."""
+    spec, subprocess_specs = version_specs(instance.version)
+    return restore_workflow(instance.state, spec, subprocess_specs, SCRIPT_ENGINE)
+
+
+def require_running(instance: ProcessInstance) -> None:
+    """Refuse work on suspended or finished instances."""
+    if instance.status == InstanceStatus.SUSPENDED:
+        raise Conflict("Cette instance est suspendue.")
+    if instance.status != InstanceStatus.RUNNING:
+        raise Conflict("Cette instance est terminée.")
+
+
+def find_task(workflow: BpmnWorkflow, spiff_task_id: str):
+    """Return the engine task with that id, or None."""
+    try:
+        return workflow.get_task_from_id(UUID(spiff_task_id))
+    except Exception:  # unknown ids raise in SpiffWorkflow
+        return None
+
+
+@dataclass
+class SaveReport:
+    new_tasks: list[HumanTask] = field(default_factory=list)
+    new_jobs: list[int] = field(default_factory=list)
+
+
+def save(instance: ProcessInstance, workflow: BpmnWorkflow, actor: User | None) -> SaveReport:
+    """Serialize once and bring the derived rows in line with the workflow."""
+    instance.state = workflow_state(workflow)
+    instance.lock_version += 1
+    instance.updated_at = utcnow()
+    instance.summary = _summary(_last_data(workflow))
+    if workflow.is_completed() and instance.status == InstanceStatus.RUNNING:
+        instance.status = InstanceStatus.COMPLETED
+        instance.ended_at = utcnow()
+    report = SaveReport()
+    report.new_tasks = _sync_human_tasks(instance, workflow, actor)
+    _sync_timers(instance, workflow)
+    _sync_messages(instance, workflow)
+    report.new_jobs = _sync_jobs(instance, workflow)
+    db.session.flush()
+    return report
+
+
+def _last_data(workflow: BpmnWorkflow) -> dict:
+    ready = workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED)
+    if ready:
+        return ready[0].data
+    return workflow.last_task.data if workflow.last_task is not None else workflow.data
+
+
+def _summary(data: dict) -> dict:
+    return {k: data[k] for k in SUMMARY_KEYS
+            if k in data and isinstance(data[k], str | int | float | bool)}
+
+
+# --- human tasks ---------------------------------------------------------------------
+
+def _human(task) -> bool:
+    return task.task_spec.manual and not isinstance(task.task_spec, HandlerServiceTask)
+
+
+def _sync_human_tasks(instance, workflow, actor) -> list[HumanTask]:
+    ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY) if _human(t)}
+    open_rows = {row.spiff_task_id: row for row in db.session.execute(
+        select(HumanTask).where(HumanTask.instance_id == instance.id,
+                                HumanTask.status == TaskStatus.OPEN)).scalars()}
+    now = utcnow()
+    for spiff_id, row in open_rows.items():
+        if spiff_id in ready:
+            continue
+        task = find_task(workflow, spiff_id)
+        if task is not None and task.has_state(TaskState.COMPLETED):
+            row.status = TaskStatus.COMPLETED
+            row.completed_by_id = actor.id if actor is not None else None
+        else:
+            row.status = TaskStatus.CANCELLED
+        row.completed_at = now
+        row.candidates.clear()
+    created = []
+    for spiff_id, task in ready.items():
+        if spiff_id not in open_rows:
+            row = _new_human_task(instance, task, now)
+            db.session.add(row)
+            created.append(row)
+    return created
+
+
+def _new_human_task(instance: ProcessInstance, task, now: datetime) -> HumanTask:
+    spec = task.task_spec
+    ext = spec.extensions or {}
+    data = task.data
+    name = spec.bpmn_name or spec.bpmn_id
+    groups = _names(_attribute(ext.get("candidate_groups"), data))
+    users = _names(_attribute(ext.get("candidate_users"), data))
+    assignee = _attribute(ext.get("assignee"), data)
+    if not groups and not users and not assignee and spec.lane:
+        groups = [_lane_group(spec.lane)]
+    assignee_user = _user(assignee, data)
+    user_ids = [u.id for u in (_user(n, data) for n in users) if u is not None]
+    metadata = _summary(data)
+    title = _title(ext, data, name, instance)
+    row = HumanTask(
+        instance_id=instance.id, spiff_task_id=str(task.id), element_id=spec.bpmn_id,
+        name=name[:300], title=title[:500], process_key=instance.process_key,
+        form_key=ext.get("form_key"), lane=spec.lane, status=TaskStatus.OPEN,
+        assignee_id=assignee_user.id if assignee_user else None,
+        claimed_at=now if assignee_user else None,
+        priority=_priority(_attribute(ext.get("priority"), data)),
+        due_at=_moment(_attribute(ext.get("due_date"), data), now),
+        follow_up_at=_moment(_attribute(ext.get("follow_up_date"), data), now),
+        created_at=now, candidate_groups=groups, candidate_users=users, metadata_=metadata,
+        search_text=searchable(name, title, *[str(v) for v in metadata.values()]),
+        documentation=_documentation(ext.get("documentation"), data),
+    )
+    row.candidates = [TaskCandidate(group_name=g) for g in groups] + [
+        TaskCandidate(user_id=uid) for uid in user_ids]
+    return row
+
+
+def _attribute(raw: str | None, data: dict) -> Any:
+    """A camunda attribute: ``${…}`` evaluated on the task data, anything else literal."""
+    if raw is None:
+        return None
+    if sandbox.is_camunda_expression(raw):
+        try:
+            return sandbox.evaluate(sandbox.translate_camunda(raw), data)
+        except sandbox.SandboxError:
+            return None
+    if raw.strip() == "$INITIATOR":  # Flowable/Activiti spelling
+        return data.get("initiator")
+    return raw
+
+
+def _names(value: Any) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list | tuple | set) else str(value).split(",")
+    return [str(v).strip() for v in items if str(v).strip()]
+
+
+def _slug(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
+def _lane_group(lane: str) -> str:
+    """The group a lane stands for: by label, else the lane name as a slug."""
+    group = db.session.execute(select(Group).where(Group.label == lane)).scalar_one_or_none()
+    return group.name if group else _slug(lane)
+
+
+def _user(value: Any, data: dict) -> User | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return db.session.get(User, value)
+    text = str(value).strip().lower()
+    if not text:
+        return None
+    return db.session.execute(select(User).where(User.email == text)).scalar_one_or_none()
+
+
+def _priority(value: Any) -> int:
+    try:
+        return max(0, min(100, int(value)))
+    except (TypeError, ValueError):
+        return 50
+
+
+def _moment(value: Any, now: datetime) -> datetime | None:
+    """A due or follow-up date: datetime, date, ISO text or ISO duration from now."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, 23, 59, tzinfo=UTC)
+    text = str(value).strip()
+    if text.upper().startswith("P"):
+        duration = _iso_duration(text)
+        return now + duration if duration is not None else None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if len(text) == 10:
+        parsed = parsed.replace(hour=23, minute=59)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+_DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def _iso_duration(text: str) -> timedelta | None:
+    match = _DURATION.match(text.upper())
+    if not match or text.upper() in ("P", "PT"):
+        return None
+    weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_]{0,60})\}")
+
+
+def _fill(template: str, data: dict) -> str:
+    """Replace ``{name}`` placeholders by case data (plain names only, nothing evaluated)."""
+    return _PLACEHOLDER.sub(lambda m: str(data.get(m.group(1), "")), template)
+
+
+def _title(ext: dict, data: dict, name: str, instance: ProcessInstance) -> str:
+    template = (ext.get("properties") or {}).get("title")
+    if template:
+        return _fill(template, data).strip() or name
+    return f"{name} — {instance.title}" if instance.title else name
+
+
+def _documentation(text: str | None, data: dict) -> str | None:
+    if not text:
+        return None
+    return re.sub(r"\$\{([A-Za-z][A-Za-z0-9_]*)\}", lambda m: str(data.get(m.group(1), "")),
+                  _fill(text, data))
+
+
+def searchable(*parts: str) -> str:
+    """Lower-case, accent-free text used by the inbox's plain search."""
+    text = " ".join(p for p in parts if p)
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+
+
+# --- timers, messages, jobs ----------------------------------------------------------
+
+def _waiting(workflow: BpmnWorkflow):
+    for task in list(workflow.event_manager.tasks.values()):
+        if task.has_state(TaskState.WAITING | TaskState.READY | TaskState.FUTURE |
+                          TaskState.LIKELY | TaskState.MAYBE):
+            yield task
+
+
+def _timer_due(task) -> datetime | None:
+    try:
+        details = task.task_spec.event_definition.details(task)
+    except Exception:
+        return None
+    if details.event_type not in ("TimeDateEventDefinition", "DurationTimerEventDefinition",
+                                  "CycleTimerEventDefinition"):
+        return None
+    value = details.value
+    if value is None:
+        return None
+    if isinstance(value, dict):  # an exhausted cycle
+        return None
+    try:
+        due = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return due if due.tzinfo else due.replace(tzinfo=UTC)
+
+
+def _sync_timers(instance, workflow) -> None:
+    db.session.execute(delete(EngineTimer).where(EngineTimer.instance_id == instance.id))
+    if instance.status != InstanceStatus.RUNNING:
+        return
+    for task in _waiting(workflow):
+        due = _timer_due(task)
+        if due is not None:
+            db.session.add(EngineTimer(instance_id=instance.id, spiff_task_id=str(task.id),
+                                       element_id=task.task_spec.bpmn_id,
+                                       name=task.task_spec.bpmn_name, due_at=due))
+
+
+def message_name(task) -> str | None:
+    """The name of the message a waiting task expects, if it expects one."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    if definition is None or "Message" not in type(definition).__name__:
+        return None
+    return definition.name
+
+
+def _sync_messages(instance, workflow) -> None:
+    db.session.execute(delete(MessageSubscription)
+                       .where(MessageSubscription.instance_id == instance.id))
+    if instance.status != InstanceStatus.RUNNING:
+        return
+    for task in _waiting(workflow):
+        name = message_name(task)
+        if name and task.has_state(TaskState.WAITING):
+            db.session.add(MessageSubscription(
+                instance_id=instance.id, spiff_task_id=str(task.id), message_name=name,
+                correlation_key=instance.business_key))
+
+
+def _sync_jobs(instance, workflow) -> list[int]:
+    ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY)
+             if isinstance(t.task_spec, HandlerServiceTask)}
+    existing = {job.spiff_task_id: job for job in db.session.execute(
+        select(EngineJob).where(EngineJob.instance_id == instance.id,
+                                EngineJob.status != JobStatus.DONE)).scalars()}
+    for spiff_id, job in existing.items():
+        if spiff_id not in ready:
+            job.status = JobStatus.DONE
+            job.updated_at = utcnow()
+    created = []
+    for spiff_id, task in ready.items():
+        if spiff_id not in existing:
+            job = EngineJob(instance_id=instance.id, spiff_task_id=spiff_id,
+                            element_id=task.task_spec.bpmn_id, handler=task.task_spec.handler,
+                            status=JobStatus.PENDING, due_at=utcnow())
+            db.session.add(job)
+            db.session.flush()
+            created.append(job.id)
+    return created
