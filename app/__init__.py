@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -83,37 +85,47 @@ def create_app(overrides: dict | None = None) -> Flask:
     return app
 
 
+# The domain packages, in dependency order. Each may hold (all optional):
+# models.py, permissions.py, handlers.py (service-task handlers), api.py (routes on the
+# API blueprint), views.py (a blueprint named ``bp``), cli.py (a ``commands`` list of click
+# commands), tasks.py (worker jobs) and demo.py (a ``load()`` used by ``missive demo load``).
+DOMAINS = ("auth", "api", "documents", "engine", "inbox", "admin")
+_PARTS = ("models", "permissions", "handlers", "api", "tasks")
+
+
+def domain_module(domain: str, part: str):
+    """Import ``app.<domain>.<part>`` if that module exists, else return None."""
+    name = f"app.{domain}.{part}"
+    if importlib.util.find_spec(name) is None:
+        return None
+    return importlib.import_module(name)
+
+
 def _register_models() -> None:
-    # Import every model module so SQLAlchemy's metadata (and Alembic) sees all tables.
-    import app.api.models
-    import app.auth.models
-    import app.core.audit
-    import app.engine.models
-    import app.engine.permissions  # noqa: F401
+    # Models first (SQLAlchemy's metadata and Alembic see every table), then the rest.
+    import app.core.audit  # noqa: F401
+
+    for part in _PARTS:
+        for domain in DOMAINS:
+            domain_module(domain, part)
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app.admin.views import bp as admin_bp
     from app.api import bp as api_bp
-    from app.auth.views import bp as auth_bp
-    from app.inbox.views import bp as inbox_bp
-
-    import_api_modules()
 
     csrf.exempt(api_bp)
-    for blueprint in (auth_bp, inbox_bp, admin_bp, api_bp):
-        app.register_blueprint(blueprint)
-
-
-def import_api_modules() -> None:
-    """Import each domain's api.py so its routes land on the API blueprint."""
-    import app.auth.api
-    import app.engine.api
-    import app.inbox.api  # noqa: F401
+    for domain in DOMAINS:
+        views = domain_module(domain, "views")
+        if views is not None:
+            app.register_blueprint(views.bp)
+    app.register_blueprint(api_bp)
 
 
 def _register_commands(app: Flask) -> None:
     from app.cli import register_commands
 
     register_commands(app)
-    import app.auth.tasks
+    for domain in DOMAINS:
+        cli = domain_module(domain, "cli")
+        for command in getattr(cli, "commands", []):
+            app.cli.add_command(command)

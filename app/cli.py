@@ -184,9 +184,6 @@ def audit_verify():
 
 
 def register_commands(app: Flask) -> None:
-    """Attach Missive's command groups to the application's CLI."""
-    from app.engine.cli import process_group
-
-    for command in (user_group, token_group, demo_group, worker_command, audit_group,
-                    process_group):
+    """Attach Missive's core command groups (domains add theirs in ``cli.py``)."""
+    for command in (user_group, token_group, demo_group, worker_command, audit_group):
         app.cli.add_command(command)

@@ -1,26 +1,32 @@
-"""The main navigation of the layout, filtered by role."""
+"""The main navigation of the layout: domains register their entries, filtered by role."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from flask import request, url_for
-from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 
 @dataclass(frozen=True)
 class NavItem:
-    label: str
+    label: object
     endpoint: str
     role: str = "agent"
+    order: int = 50
 
 
-def _items() -> list[NavItem]:
-    return [
-        NavItem(_("Mes tâches"), "inbox.index"),
-        NavItem(_("Administration"), "admin.index", "admin"),
-    ]
+_items: dict[str, NavItem] = {}
+
+
+def register_nav(label, endpoint: str, role: str = "agent", order: int = 50) -> None:
+    """Add an entry to the main navigation (idempotent per endpoint)."""
+    _items[endpoint] = NavItem(label, endpoint, role, order)
+
+
+register_nav(_l("Mes tâches"), "inbox.index", order=10)
+register_nav(_l("Administration"), "admin.index", role="admin", order=90)
 
 
 def main_navigation() -> list[dict]:
@@ -28,10 +34,10 @@ def main_navigation() -> list[dict]:
     if not current_user.is_authenticated:
         return []
     entries = []
-    for item in _items():
+    for item in sorted(_items.values(), key=lambda i: i.order):
         if not current_user.has_role(item.role):
             continue
         url = url_for(item.endpoint)
         current = request.path == url or (url != "/" and request.path.startswith(url))
-        entries.append({"label": item.label, "url": url, "current": current})
+        entries.append({"label": str(item.label), "url": url, "current": current})
     return entries

@@ -16,6 +16,18 @@ from app.demo.organisation import DEMO_PASSWORD, GROUPS, UNITS, USERS
 
 
 def load_demo() -> dict[str, int]:
+    """Load the demo organisation, then each domain's demo data (``app.<domain>.demo``)."""
+    from app import DOMAINS, domain_module
+
+    summary = load_organisation()
+    for domain in DOMAINS:
+        module = domain_module(domain, "demo")
+        if module is not None:
+            summary.update(module.load() or {})
+    return summary
+
+
+def load_organisation() -> dict[str, int]:
     """Create what is missing of the demo organisation; return how many objects were added."""
     created = {"org_units": 0, "groups": 0, "users": 0}
     units: dict[str, OrgUnit] = {u.code: u for u in db.session.execute(select(OrgUnit)).scalars()}

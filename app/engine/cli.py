@@ -55,3 +55,6 @@ def list_command():
 
     click.echo(json.dumps([definition_json(d) for d in list_definitions()],
                           ensure_ascii=False, indent=2))
+
+
+commands = [process_group]

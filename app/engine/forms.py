@@ -31,21 +31,30 @@ def normalise_form_key(raw: str) -> str | None:
 
 
 class FormRegistry:
-    """The form files available to deployments (a directory, read on demand)."""
+    """The form files available to deployments: directories searched in order."""
 
-    def __init__(self, directory: Path = FORMS_DIR):
-        self.directory = Path(directory)
+    def __init__(self, *directories: Path):
+        self.directories = [Path(d) for d in (directories or (FORMS_DIR,))]
 
-    def path(self, key: str) -> Path:
-        return self.directory / f"{key}.json"
+    def path(self, key: str) -> Path | None:
+        if _KEY_RE.match(key or "") is None:
+            return None
+        for directory in self.directories:
+            candidate = directory / f"{key}.json"
+            if candidate.is_file():
+                return candidate
+        return None
 
     def exists(self, key: str) -> bool:
-        return _KEY_RE.match(key or "") is not None and self.path(key).is_file()
+        return self.path(key) is not None
 
     def schema(self, key: str) -> dict:
         """The JSON Schema of a form (ValueError when the file is not valid JSON)."""
-        return json.loads(self.path(key).read_text(encoding="utf-8"))
+        path = self.path(key)
+        if path is None:
+            raise KeyError(key)
+        return json.loads(path.read_text(encoding="utf-8"))
 
     def keys(self) -> list[str]:
         """Every form key available (for the modeler's picker)."""
-        return sorted(p.stem for p in self.directory.glob("*.json"))
+        return sorted({p.stem for d in self.directories for p in d.glob("*.json")})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ from app.core.permissions import require
 from app.core.validation import schema_errors
 from app.engine import runtime
 from app.engine.compiler import Library, compile_files
-from app.engine.forms import FormRegistry
+from app.engine.forms import FORMS_DIR, FormRegistry
 from app.engine.models import (
     DecisionVersion,
     EngineJob,
@@ -59,8 +60,10 @@ class EngineFailure(MissiveError):
 
 
 def form_registry() -> FormRegistry:
-    """The forms directory of this installation."""
-    return FormRegistry(current_app.config.get("MISSIVE_FORMS_DIR") or FormRegistry().directory)
+    """The form directories of this installation (``forms/`` plus MISSIVE_FORMS_DIRS)."""
+    extra = [d for d in (current_app.config.get("MISSIVE_FORMS_DIRS") or "").split(os.pathsep)
+             if d]
+    return FormRegistry(FORMS_DIR, *extra)
 
 
 # --- deployment ----------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Documents: content-addressed file storage and document records."""
