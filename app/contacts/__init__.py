@@ -1,0 +1,1 @@
+"""The contact base (GRC): citizens, companies, associations and public bodies."""
