@@ -24,8 +24,15 @@ class Contact(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[ContactKind] = mapped_column(
-        Enum(ContactKind, name="contact_kind", native_enum=False, length=20,
-             values_callable=lambda e: [m.value for m in e]), default=ContactKind.PERSON)
+        Enum(
+            ContactKind,
+            name="contact_kind",
+            native_enum=False,
+            length=20,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        default=ContactKind.PERSON,
+    )
     civility: Mapped[str | None] = mapped_column(String(20))
     first_name: Mapped[str | None] = mapped_column(String(120))
     last_name: Mapped[str | None] = mapped_column(String(120))
@@ -39,12 +46,13 @@ class Contact(db.Model):
     city: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id",
-                                                                 ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
     # Set when this record was merged into another one (kept so the merge can be undone).
-    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id",
-                                                                  ondelete="SET NULL"),
-                                                       index=True)
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contact.id", ondelete="SET NULL"), index=True
+    )
 
     @property
     def display_name(self) -> str:

@@ -24,11 +24,13 @@ class Document(db.Model):
     filename: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(40), default="original")
     description: Mapped[str | None] = mapped_column(String(500))
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("document.id", ondelete="SET NULL"),
-                                                  index=True)
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("document.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id",
-                                                                 ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
     flags: Mapped[dict] = mapped_column(JSONType, default=dict)
     text: Mapped[str | None] = mapped_column(Text)
 

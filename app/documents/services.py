@@ -30,26 +30,50 @@ def can_read(user, document: Document) -> bool:
     return any(rule(user, document) for rule in _access_rules)
 
 
-def add_document(data: bytes, *, filename: str, mime_type: str, actor=None,
-                 kind: str = "original", description: str | None = None,
-                 parent: Document | None = None, flags: dict | None = None,
-                 text: str | None = None) -> Document:
+def add_document(
+    data: bytes,
+    *,
+    filename: str,
+    mime_type: str,
+    actor=None,
+    kind: str = "original",
+    description: str | None = None,
+    parent: Document | None = None,
+    flags: dict | None = None,
+    text: str | None = None,
+) -> Document:
     """Store bytes and record a document, in the caller's transaction (flushed, not committed).
 
     Raises ``storage.StorageError`` before anything is recorded when the bytes cannot be
     written, so the caller's transaction can roll back cleanly.
     """
     digest = storage.put(data)
-    document = Document(sha256=digest, size=len(data), mime_type=mime_type or
-                        "application/octet-stream", filename=(filename or "document")[:300],
-                        kind=kind, description=description, parent=parent,
-                        created_by_id=getattr(actor, "id", None), flags=flags or {},
-                        text=text)
+    document = Document(
+        sha256=digest,
+        size=len(data),
+        mime_type=mime_type or "application/octet-stream",
+        filename=(filename or "document")[:300],
+        kind=kind,
+        description=description,
+        parent=parent,
+        created_by_id=getattr(actor, "id", None),
+        flags=flags or {},
+        text=text,
+    )
     db.session.add(document)
     db.session.flush()
-    audit.record("document.create", actor=actor, object_type="document", object_id=document.id,
-                 data={"sha256": digest, "filename": document.filename, "kind": kind,
-                       "parent": parent.id if parent else None})
+    audit.record(
+        "document.create",
+        actor=actor,
+        object_type="document",
+        object_id=document.id,
+        data={
+            "sha256": digest,
+            "filename": document.filename,
+            "kind": kind,
+            "parent": parent.id if parent else None,
+        },
+    )
     return document
 
 
@@ -72,8 +96,11 @@ def versions(document: Document) -> list[Document]:
     """The document and every document derived from it, oldest first."""
     found, frontier = [document], [document.id]
     while frontier:
-        children = list(db.session.query(Document).filter(Document.parent_id.in_(frontier))
-                        .order_by(Document.id))
+        children = list(
+            db.session.query(Document)
+            .filter(Document.parent_id.in_(frontier))
+            .order_by(Document.id)
+        )
         found.extend(children)
         frontier = [c.id for c in children]
     return found

@@ -29,16 +29,33 @@ def deploy_command(files):
         try:
             payload.append((path.name, path.read_bytes()))
         except OSError as exc:
-            click.echo(json.dumps({"errors": [{"file": name, "element_id": None,
-                                               "message": f"Fichier illisible : {exc}"}]},
-                                  ensure_ascii=False))
+            click.echo(
+                json.dumps(
+                    {
+                        "errors": [
+                            {
+                                "file": name,
+                                "element_id": None,
+                                "message": f"Fichier illisible : {exc}",
+                            }
+                        ]
+                    },
+                    ensure_ascii=False,
+                )
+            )
             sys.exit(1)
     try:
         results = deploy(payload, actor=None)
     except MissiveError as error:
-        click.echo(json.dumps({"errors": error.errors or [
-            {"file": None, "element_id": None, "message": error.detail}]},
-            ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "errors": error.errors
+                    or [{"file": None, "element_id": None, "message": error.detail}]
+                },
+                ensure_ascii=False,
+            )
+        )
         sys.exit(1)
     for result in results:
         item = result.as_dict()
@@ -53,8 +70,9 @@ def list_command():
     from app.engine.api import definition_json
     from app.engine.services import list_definitions
 
-    click.echo(json.dumps([definition_json(d) for d in list_definitions()],
-                          ensure_ascii=False, indent=2))
+    click.echo(
+        json.dumps([definition_json(d) for d in list_definitions()], ensure_ascii=False, indent=2)
+    )
 
 
 commands = [process_group]

@@ -37,24 +37,89 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 
 # Elements a process may contain. Anything else is refused by name and id.
 SUPPORTED = {
-    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
-    "boundaryEvent", "userTask", "manualTask", "task", "scriptTask", "serviceTask",
-    "sendTask", "receiveTask", "businessRuleTask", "callActivity", "subProcess",
-    "transaction", "exclusiveGateway", "parallelGateway", "inclusiveGateway",
-    "eventBasedGateway", "sequenceFlow", "laneSet", "lane", "flowNodeRef", "childLaneSet",
-    "textAnnotation", "text", "association", "dataObject", "dataObjectReference",
-    "dataInputAssociation", "dataOutputAssociation", "sourceRef", "targetRef",
-    "ioSpecification", "dataInput", "dataOutput", "inputSet", "outputSet", "dataInputRefs",
-    "dataOutputRefs", "documentation", "extensionElements", "incoming", "outgoing",
-    "conditionExpression", "timerEventDefinition", "timeDate", "timeDuration", "timeCycle",
-    "messageEventDefinition", "signalEventDefinition", "errorEventDefinition",
-    "escalationEventDefinition", "terminateEventDefinition", "cancelEventDefinition",
-    "script", "multiInstanceLoopCharacteristics", "loopCardinality", "completionCondition",
-    "loopDataInputRef", "loopDataOutputRef", "inputDataItem", "outputDataItem",
-    "standardLoopCharacteristics", "loopCondition", "property", "dataState", "group",
-    "category", "categoryValue", "correlationKey", "correlationPropertyRef", "inputSetRefs",
-    "outputSetRefs", "optionalInputRefs", "optionalOutputRefs", "whileExecutingInputRefs",
-    "whileExecutingOutputRefs", "assignment", "from", "to", "formalExpression",
+    "startEvent",
+    "endEvent",
+    "intermediateCatchEvent",
+    "intermediateThrowEvent",
+    "boundaryEvent",
+    "userTask",
+    "manualTask",
+    "task",
+    "scriptTask",
+    "serviceTask",
+    "sendTask",
+    "receiveTask",
+    "businessRuleTask",
+    "callActivity",
+    "subProcess",
+    "transaction",
+    "exclusiveGateway",
+    "parallelGateway",
+    "inclusiveGateway",
+    "eventBasedGateway",
+    "sequenceFlow",
+    "laneSet",
+    "lane",
+    "flowNodeRef",
+    "childLaneSet",
+    "textAnnotation",
+    "text",
+    "association",
+    "dataObject",
+    "dataObjectReference",
+    "dataInputAssociation",
+    "dataOutputAssociation",
+    "sourceRef",
+    "targetRef",
+    "ioSpecification",
+    "dataInput",
+    "dataOutput",
+    "inputSet",
+    "outputSet",
+    "dataInputRefs",
+    "dataOutputRefs",
+    "documentation",
+    "extensionElements",
+    "incoming",
+    "outgoing",
+    "conditionExpression",
+    "timerEventDefinition",
+    "timeDate",
+    "timeDuration",
+    "timeCycle",
+    "messageEventDefinition",
+    "signalEventDefinition",
+    "errorEventDefinition",
+    "escalationEventDefinition",
+    "terminateEventDefinition",
+    "cancelEventDefinition",
+    "script",
+    "multiInstanceLoopCharacteristics",
+    "loopCardinality",
+    "completionCondition",
+    "loopDataInputRef",
+    "loopDataOutputRef",
+    "inputDataItem",
+    "outputDataItem",
+    "standardLoopCharacteristics",
+    "loopCondition",
+    "property",
+    "dataState",
+    "group",
+    "category",
+    "categoryValue",
+    "correlationKey",
+    "correlationPropertyRef",
+    "inputSetRefs",
+    "outputSetRefs",
+    "optionalInputRefs",
+    "optionalOutputRefs",
+    "whileExecutingInputRefs",
+    "whileExecutingOutputRefs",
+    "assignment",
+    "from",
+    "to",
+    "formalExpression",
 }
 # Resource roles: lanes and camunda attributes carry assignment in Missive; these are
 # accepted and ignored with a warning.
@@ -138,8 +203,14 @@ class Library:
 
 
 def _secure_parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
-                           remove_comments=True, remove_pis=True, load_dtd=False)
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        load_dtd=False,
+    )
 
 
 def read_document(filename: str, raw: bytes, problems: list[Problem]) -> _Document | None:
@@ -148,17 +219,23 @@ def read_document(filename: str, raw: bytes, problems: list[Problem]) -> _Docume
         problems.append(Problem(filename, None, "Fichier trop volumineux (5 Mo au plus)."))
         return None
     if b"<!DOCTYPE" in raw[:2048] or b"<!ENTITY" in raw:
-        problems.append(Problem(filename, None,
-                                "Les déclarations DOCTYPE/ENTITY sont refusées pour des raisons "
-                                "de sécurité."))
+        problems.append(
+            Problem(
+                filename,
+                None,
+                "Les déclarations DOCTYPE/ENTITY sont refusées pour des raisons de sécurité.",
+            )
+        )
         return None
     try:
         root = etree.fromstring(raw, _secure_parser())
     except etree.XMLSyntaxError as exc:
         message = str(exc)
         if "encoding" in message.lower() or "utf-8" in message.lower() or "Input is not" in message:
-            text = ("Encodage incorrect : le contenu ne correspond pas à l'encodage déclaré "
-                    f"(attendu UTF-8 par défaut). Détail : {message}")
+            text = (
+                "Encodage incorrect : le contenu ne correspond pas à l'encodage déclaré "
+                f"(attendu UTF-8 par défaut). Détail : {message}"
+            )
         else:
             text = f"XML illisible : {message}"
         problems.append(Problem(filename, None, text))
@@ -173,9 +250,14 @@ def read_document(filename: str, raw: bytes, problems: list[Problem]) -> _Docume
     elif local == "definitions" and namespace in DMN_NAMESPACES:
         kind = "dmn"
     else:
-        problems.append(Problem(filename, None,
-                                "Ce fichier n'est ni un diagramme BPMN 2.0 ni une table DMN "
-                                f"(élément racine : {root.tag})."))
+        problems.append(
+            Problem(
+                filename,
+                None,
+                "Ce fichier n'est ni un diagramme BPMN 2.0 ni une table DMN "
+                f"(élément racine : {root.tag}).",
+            )
+        )
         return None
     try:
         source = raw.decode(root.getroottree().docinfo.encoding or "utf-8")
@@ -201,9 +283,16 @@ def _is_bpmn(element) -> bool:
 class _ProcessChecker:
     """Checks one process element and rewrites its expressions into the sandbox dialect."""
 
-    def __init__(self, document: _Document, process, forms: FormRegistry,
-                 known_decisions: set[str], known_processes: set[str],
-                 problems: list[Problem], warnings: list[Problem] | None = None):
+    def __init__(
+        self,
+        document: _Document,
+        process,
+        forms: FormRegistry,
+        known_decisions: set[str],
+        known_processes: set[str],
+        problems: list[Problem],
+        warnings: list[Problem] | None = None,
+    ):
         self.doc = document
         self.process = process
         self.forms = forms
@@ -245,23 +334,34 @@ class _ProcessChecker:
             if local == "extensionElements":
                 continue
             if local in REFUSED:
-                self.fail(self._owner(element), f"Élément non pris en charge : {REFUSED[local]} "
-                                                f"{_label(self._owner(element))}.")
+                self.fail(
+                    self._owner(element),
+                    f"Élément non pris en charge : {REFUSED[local]} "
+                    f"{_label(self._owner(element))}.",
+                )
                 continue
             if local in IGNORED_WITH_WARNING:
-                self.warnings.append(Problem(
-                    self.doc.filename, self._owner(element).get("id"),
-                    f"Affectation BPMN « {local} » ignorée pour "
-                    f"{_label(self._owner(element))} : utilisez les couloirs ou "
-                    "camunda:candidateGroups."))
+                self.warnings.append(
+                    Problem(
+                        self.doc.filename,
+                        self._owner(element).get("id"),
+                        f"Affectation BPMN « {local} » ignorée pour "
+                        f"{_label(self._owner(element))} : utilisez les couloirs ou "
+                        "camunda:candidateGroups.",
+                    )
+                )
                 continue
             if local not in SUPPORTED:
-                self.fail(self._owner(element), f"Élément BPMN non pris en charge : {local} "
-                                                f"dans {_label(self._owner(element))}.")
+                self.fail(
+                    self._owner(element),
+                    f"Élément BPMN non pris en charge : {local} "
+                    f"dans {_label(self._owner(element))}.",
+                )
                 continue
             if element.get("isForCompensation") == "true":
-                self.fail(element, f"La compensation n'est pas prise en charge : "
-                                   f"{_label(element)}.")
+                self.fail(
+                    element, f"La compensation n'est pas prise en charge : {_label(element)}."
+                )
             self._walk(element)
 
     @staticmethod
@@ -275,11 +375,13 @@ class _ProcessChecker:
     def check_start_events(self, container, top: bool) -> None:
         starts = [c for c in container if _is_bpmn(c) and _local(c) == "startEvent"]
         if top and not starts:
-            self.fail(container, f"Le processus {_label(container)} n'a pas d'événement de "
-                                 "début.")
+            self.fail(container, f"Le processus {_label(container)} n'a pas d'événement de début.")
         if not top and container.get("triggeredByEvent") != "true" and len(starts) != 1:
-            self.fail(container, f"Le sous-processus {_label(container)} doit avoir exactement "
-                                 f"un événement de début (il en a {len(starts)}).")
+            self.fail(
+                container,
+                f"Le sous-processus {_label(container)} doit avoir exactement "
+                f"un événement de début (il en a {len(starts)}).",
+            )
         for child in container:
             if _is_bpmn(child) and _local(child) in ("subProcess", "transaction"):
                 self.check_start_events(child, top=False)
@@ -293,29 +395,43 @@ class _ProcessChecker:
             source = nodes.get(source_id)
             if source is None:
                 for flow in flows:
-                    self.fail(flow, f"Le flux {_label(flow)} part d'un élément inexistant "
-                                    f"({source_id}).")
+                    self.fail(
+                        flow, f"Le flux {_label(flow)} part d'un élément inexistant ({source_id})."
+                    )
                 continue
             kind = _local(source)
             if kind in ("exclusiveGateway", "inclusiveGateway"):
                 default = source.get("default")
                 if len(flows) > 1:
                     for flow in flows:
-                        if flow.get("id") != default and flow.find(B + "conditionExpression") \
-                                is None:
-                            self.fail(flow, f"Le flux {_label(flow)} qui sort de la passerelle "
-                                            f"{_label(source)} n'a ni condition ni statut de "
-                                            "flux par défaut.")
+                        if (
+                            flow.get("id") != default
+                            and flow.find(B + "conditionExpression") is None
+                        ):
+                            self.fail(
+                                flow,
+                                f"Le flux {_label(flow)} qui sort de la passerelle "
+                                f"{_label(source)} n'a ni condition ni statut de "
+                                "flux par défaut.",
+                            )
             elif kind not in ("parallelGateway", "eventBasedGateway") and len(flows) > 1:
-                self.fail(source, f"L'élément {_label(source)} a plusieurs flux sortants : "
-                                  "ajoutez une passerelle (parallèle ou exclusive) pour les "
-                                  "distinguer.")
+                self.fail(
+                    source,
+                    f"L'élément {_label(source)} a plusieurs flux sortants : "
+                    "ajoutez une passerelle (parallèle ou exclusive) pour les "
+                    "distinguer.",
+                )
             elif kind not in ("exclusiveGateway", "inclusiveGateway"):
                 for flow in flows:
-                    if flow.find(B + "conditionExpression") is not None and \
-                            (flow.find(B + "conditionExpression").text or "").strip():
-                        self.fail(flow, f"Le flux conditionnel {_label(flow)} doit partir "
-                                        "d'une passerelle exclusive ou inclusive.")
+                    if (
+                        flow.find(B + "conditionExpression") is not None
+                        and (flow.find(B + "conditionExpression").text or "").strip()
+                    ):
+                        self.fail(
+                            flow,
+                            f"Le flux conditionnel {_label(flow)} doit partir "
+                            "d'une passerelle exclusive ou inclusive.",
+                        )
 
     def _rewrite(self, element, text: str | None, what: str, owner) -> None:
         try:
@@ -325,25 +441,33 @@ class _ProcessChecker:
             return
         element.text = python
 
-    def on_conditionExpression(self, element) -> None:  # noqa: N802
+    def on_conditionExpression(self, element) -> None:
         flow = element.getparent()
         language = (element.get("language") or "").lower()
-        if language and not any(k in language for k in ("python", "juel", "javascript")) \
-                and "feel" in language:
-            self.fail(flow, f"La condition de {_label(flow)} est en FEEL, non pris en charge ; "
-                            "écrivez-la en Python ou en ${…}.")
+        if (
+            language
+            and not any(k in language for k in ("python", "juel", "javascript"))
+            and "feel" in language
+        ):
+            self.fail(
+                flow,
+                f"La condition de {_label(flow)} est en FEEL, non pris en charge ; "
+                "écrivez-la en Python ou en ${…}.",
+            )
             return
         if not (element.text or "").strip():
             element.getparent().remove(element)  # empty condition == no condition
             return
         self._rewrite(element, element.text, "La condition", flow)
 
-    def on_timerEventDefinition(self, element) -> None:  # noqa: N802
+    def on_timerEventDefinition(self, element) -> None:
         event = element.getparent()
         specs = [c for c in element if _local(c) in ("timeDate", "timeDuration", "timeCycle")]
         if not specs or not (specs[0].text or "").strip():
-            self.fail(event, f"La minuterie {_label(event)} n'a pas d'expression de date, de "
-                             "durée ou de cycle.")
+            self.fail(
+                event,
+                f"La minuterie {_label(event)} n'a pas d'expression de date, de durée ou de cycle.",
+            )
             return
         spec = specs[0]
         text = spec.text.strip()
@@ -352,19 +476,28 @@ class _ProcessChecker:
         else:
             self._rewrite(spec, text, "L'expression de minuterie", event)
 
-    def on_userTask(self, element) -> None:  # noqa: N802
+    def on_userTask(self, element) -> None:
         self._alias_attributes(element)
         key = element.get(CAMUNDA + "formKey")
         if key:
             normalised = normalise_form_key(key)
             if normalised is None or not self.forms.exists(normalised):
-                self.fail(element, f"Formulaire inconnu « {key} » pour la tâche "
-                                   f"{_label(element)} (fichiers attendus dans forms/).")
+                self.fail(
+                    element,
+                    f"Formulaire inconnu « {key} » pour la tâche "
+                    f"{_label(element)} (fichiers attendus dans forms/).",
+                )
             else:
                 element.set(CAMUNDA + "formKey", normalised)
                 self.form_keys.add(normalised)
-        for attribute in ("assignee", "candidateUsers", "candidateGroups", "dueDate",
-                          "followUpDate", "priority"):
+        for attribute in (
+            "assignee",
+            "candidateUsers",
+            "candidateGroups",
+            "dueDate",
+            "followUpDate",
+            "priority",
+        ):
             value = (element.get(CAMUNDA + attribute) or "").strip()
             if sandbox.is_camunda_expression(value):
                 try:
@@ -374,13 +507,20 @@ class _ProcessChecker:
 
     def _alias_attributes(self, element) -> None:
         for namespace in ALIAS_NAMESPACES:
-            for attribute in ("assignee", "candidateUsers", "candidateGroups", "dueDate",
-                              "priority", "formKey", "initiator"):
+            for attribute in (
+                "assignee",
+                "candidateUsers",
+                "candidateGroups",
+                "dueDate",
+                "priority",
+                "formKey",
+                "initiator",
+            ):
                 value = element.get("{" + namespace + "}" + attribute)
                 if value and element.get(CAMUNDA + attribute) is None:
                     element.set(CAMUNDA + attribute, value)
 
-    def on_startEvent(self, element) -> None:  # noqa: N802
+    def on_startEvent(self, element) -> None:
         self._alias_attributes(element)
         if element.getparent() is not self.process:
             return
@@ -391,26 +531,35 @@ class _ProcessChecker:
         if key:
             normalised = normalise_form_key(key)
             if normalised is None or not self.forms.exists(normalised):
-                self.fail(element, f"Formulaire de démarrage inconnu « {key} » pour "
-                                   f"{_label(element)}.")
+                self.fail(
+                    element, f"Formulaire de démarrage inconnu « {key} » pour {_label(element)}."
+                )
             else:
                 self.start_form_key = normalised
                 self.form_keys.add(normalised)
 
-    def on_serviceTask(self, element) -> None:  # noqa: N802
+    def on_serviceTask(self, element) -> None:
         name = handler_name(element)
         if not name:
-            self.fail(element, f"La tâche de service {_label(element)} ne nomme aucun "
-                               "gestionnaire (camunda:type=\"external\" et camunda:topic).")
+            self.fail(
+                element,
+                f"La tâche de service {_label(element)} ne nomme aucun "
+                'gestionnaire (camunda:type="external" et camunda:topic).',
+            )
         elif not handler_exists(name):
-            self.fail(element, f"Gestionnaire de tâche de service inconnu « {name} » pour "
-                               f"{_label(element)}.")
+            self.fail(
+                element,
+                f"Gestionnaire de tâche de service inconnu « {name} » pour {_label(element)}.",
+            )
 
-    def on_scriptTask(self, element) -> None:  # noqa: N802
+    def on_scriptTask(self, element) -> None:
         language = (element.get("scriptFormat") or "python").lower()
         if language not in ("python", "text/x-python", "py"):
-            self.fail(element, f"Langage de script non pris en charge ({language}) pour "
-                               f"{_label(element)} : seul Python est accepté.")
+            self.fail(
+                element,
+                f"Langage de script non pris en charge ({language}) pour "
+                f"{_label(element)} : seul Python est accepté.",
+            )
             return
         script = element.find(B + "script")
         if script is None or not (script.text or "").strip():
@@ -421,38 +570,55 @@ class _ProcessChecker:
         except sandbox.SandboxError as exc:
             self.fail(element, f"Script de {_label(element)} refusé : {exc}")
 
-    def on_businessRuleTask(self, element) -> None:  # noqa: N802
+    def on_businessRuleTask(self, element) -> None:
         ref = (element.get(CAMUNDA + "decisionRef") or "").strip()
         if not ref:
-            self.fail(element, f"La tâche de règle métier {_label(element)} n'indique pas sa "
-                               "table de décision (camunda:decisionRef).")
+            self.fail(
+                element,
+                f"La tâche de règle métier {_label(element)} n'indique pas sa "
+                "table de décision (camunda:decisionRef).",
+            )
         elif ref not in self.known_decisions:
-            self.fail(element, f"Table de décision inconnue « {ref} » pour {_label(element)} : "
-                               "déployez le fichier DMN avec le diagramme ou avant lui.")
+            self.fail(
+                element,
+                f"Table de décision inconnue « {ref} » pour {_label(element)} : "
+                "déployez le fichier DMN avec le diagramme ou avant lui.",
+            )
         else:
             self.decisions.add(ref)
 
-    def on_callActivity(self, element) -> None:  # noqa: N802
+    def on_callActivity(self, element) -> None:
         called = (element.get("calledElement") or "").strip()
         if not called:
-            self.fail(element, f"L'activité d'appel {_label(element)} n'indique pas le "
-                               "processus appelé (calledElement).")
+            self.fail(
+                element,
+                f"L'activité d'appel {_label(element)} n'indique pas le "
+                "processus appelé (calledElement).",
+            )
         elif called not in self.known_processes:
-            self.fail(element, f"Processus appelé inconnu « {called} » pour {_label(element)} : "
-                               "déployez-le avant ou dans le même envoi.")
+            self.fail(
+                element,
+                f"Processus appelé inconnu « {called} » pour {_label(element)} : "
+                "déployez-le avant ou dans le même envoi.",
+            )
         else:
             self.called.add(called)
 
-    def on_multiInstanceLoopCharacteristics(self, element) -> None:  # noqa: N802
+    def on_multiInstanceLoopCharacteristics(self, element) -> None:
         activity = element.getparent()
         has_cardinality = element.find(B + "loopCardinality") is not None
         has_input = element.find(B + "loopDataInputRef") is not None
         if not (has_cardinality or has_input or element.get(CAMUNDA + "collection")):
-            self.fail(activity, f"L'activité multi-instance {_label(activity)} n'indique ni "
-                                "cardinalité ni collection.")
+            self.fail(
+                activity,
+                f"L'activité multi-instance {_label(activity)} n'indique ni "
+                "cardinalité ni collection.",
+            )
         for child in element:
-            if _local(child) in ("loopCardinality", "completionCondition") and \
-                    (child.text or "").strip():
+            if (
+                _local(child) in ("loopCardinality", "completionCondition")
+                and (child.text or "").strip()
+            ):
                 self._rewrite(child, child.text, "L'expression multi-instance", activity)
         collection = element.get(CAMUNDA + "collection")
         if collection and sandbox.is_camunda_expression(collection):
@@ -461,11 +627,10 @@ class _ProcessChecker:
             except sandbox.SandboxError as exc:
                 self.fail(activity, f"Collection de {_label(activity)} : {exc}")
 
-    def on_standardLoopCharacteristics(self, element) -> None:  # noqa: N802
+    def on_standardLoopCharacteristics(self, element) -> None:
         condition = element.find(B + "loopCondition")
         if condition is not None and (condition.text or "").strip():
-            self._rewrite(condition, condition.text, "La condition de boucle",
-                          element.getparent())
+            self._rewrite(condition, condition.text, "La condition de boucle", element.getparent())
 
 
 def _dmn_decisions(document: _Document) -> list[Any]:
@@ -476,10 +641,10 @@ def _decision_document(document: _Document, decision) -> etree._Element:
     """A copy of a DMN document holding only ``decision`` (SpiffWorkflow reads one per file)."""
     root = copy.deepcopy(document.root)
     for child in list(root):
-        if isinstance(child.tag, str) and _local(child) == "decision" and \
-                child.get("id") != decision.get("id"):
-            root.remove(child)
-        elif isinstance(child.tag, str) and _local(child) not in ("decision",):
+        # keep only this decision (drop the others and the diagram interchange)
+        if isinstance(child.tag, str) and (
+            _local(child) != "decision" or child.get("id") != decision.get("id")
+        ):
             root.remove(child)
     return root
 
@@ -552,20 +717,33 @@ def _check_decision(document: _Document, decision, problems: list[Problem]) -> N
     """Check a decision table and rewrite FEEL cells into the sandbox dialect."""
     tables = [c for c in decision if _local(c) == "decisionTable"]
     if len(tables) != 1:
-        problems.append(Problem(document.filename, decision.get("id"),
-                                f"La décision {_label(decision)} doit contenir exactement une "
-                                "table de décision."))
+        problems.append(
+            Problem(
+                document.filename,
+                decision.get("id"),
+                f"La décision {_label(decision)} doit contenir exactement une table de décision.",
+            )
+        )
         return
     table = tables[0]
     policy = (table.get("hitPolicy") or "UNIQUE").upper()
     if policy not in ("UNIQUE", "FIRST", "COLLECT"):
-        problems.append(Problem(document.filename, table.get("id"),
-                                f"Politique de résultat « {policy} » non prise en charge pour "
-                                f"{_label(decision)} (UNIQUE, FIRST ou COLLECT)."))
+        problems.append(
+            Problem(
+                document.filename,
+                table.get("id"),
+                f"Politique de résultat « {policy} » non prise en charge pour "
+                f"{_label(decision)} (UNIQUE, FIRST ou COLLECT).",
+            )
+        )
     if table.get("aggregation"):
-        problems.append(Problem(document.filename, table.get("id"),
-                                "Les agrégations COLLECT (SUM, COUNT…) ne sont pas prises en "
-                                "charge."))
+        problems.append(
+            Problem(
+                document.filename,
+                table.get("id"),
+                "Les agrégations COLLECT (SUM, COUNT…) ne sont pas prises en charge.",
+            )
+        )
     for expression in table.iter():
         if _local(expression) == "inputExpression":
             text_node = next((c for c in expression if _local(c) == "text"), None)
@@ -573,9 +751,13 @@ def _check_decision(document: _Document, decision, problems: list[Problem]) -> N
             try:
                 text_node.text = sandbox.normalise_expression(text)
             except (sandbox.SandboxError, AttributeError) as exc:
-                problems.append(Problem(document.filename, expression.get("id"),
-                                        f"Expression d'entrée invalide dans {_label(decision)} : "
-                                        f"{exc}"))
+                problems.append(
+                    Problem(
+                        document.filename,
+                        expression.get("id"),
+                        f"Expression d'entrée invalide dans {_label(decision)} : {exc}",
+                    )
+                )
     for rule_number, rule in enumerate((r for r in table if _local(r) == "rule"), start=1):
         for entry in rule:
             text_node = next((c for c in entry if _local(c) == "text"), None)
@@ -598,9 +780,14 @@ def _check_decision(document: _Document, decision, problems: list[Problem]) -> N
             try:
                 sandbox.check_expression(probe)
             except sandbox.SandboxError as exc:
-                problems.append(Problem(document.filename, entry.get("id"),
-                                        f"Cellule invalide (règle {rule_number}) de "
-                                        f"{_label(decision)} : « {text_node.text} » — {exc}"))
+                problems.append(
+                    Problem(
+                        document.filename,
+                        entry.get("id"),
+                        f"Cellule invalide (règle {rule_number}) de "
+                        f"{_label(decision)} : « {text_node.text} » — {exc}",
+                    )
+                )
                 continue
             text_node.text = translated
 
@@ -616,12 +803,16 @@ def _c14n(element) -> bytes:
     return etree.tostring(clone, method="c14n", exclusive=True, with_comments=False)
 
 
-def _process_hash(document: _Document, process, forms: dict[str, dict],
-                  decision_hashes: dict[str, str], called_hashes: dict[str, str]) -> str:
+def _process_hash(
+    document: _Document,
+    process,
+    forms: dict[str, dict],
+    decision_hashes: dict[str, str],
+    called_hashes: dict[str, str],
+) -> str:
     ids = {e.get("id") for e in process.iter() if isinstance(e.tag, str) and e.get("id")}
     digest = hashlib.sha256(_c14n(process))
-    for shape in document.root.iter("{" + BPMNDI_NS + "}BPMNShape",
-                                    "{" + BPMNDI_NS + "}BPMNEdge"):
+    for shape in document.root.iter("{" + BPMNDI_NS + "}BPMNShape", "{" + BPMNDI_NS + "}BPMNEdge"):
         if shape.get("bpmnElement") in ids:
             digest.update(_c14n(shape))
     digest.update(json.dumps(forms, sort_keys=True).encode())
@@ -634,15 +825,18 @@ def _spiff_problem(filename: str | None, exc: Exception) -> Problem:
     element_id = getattr(exc, "id", None) or None
     message = str(exc).strip() or type(exc).__name__
     if isinstance(exc, KeyError | TypeError | AttributeError | IndexError):
-        message = (f"Le moteur n'a pas pu lire ce diagramme ({type(exc).__name__}: {exc}). "
-                   "Vérifiez les éléments et attributs propres à un outil.")
+        message = (
+            f"Le moteur n'a pas pu lire ce diagramme ({type(exc).__name__}: {exc}). "
+            "Vérifiez les éléments et attributs propres à un outil."
+        )
     else:
         message = f"Diagramme refusé par le moteur : {message}"
     return Problem(getattr(exc, "file_name", None) or filename, element_id, message)
 
 
-def compile_files(files: list[tuple[str, bytes]], forms: FormRegistry,
-                  library: Library | None = None) -> Compilation:
+def compile_files(
+    files: list[tuple[str, bytes]], forms: FormRegistry, library: Library | None = None
+) -> Compilation:
     """Check and compile an upload of BPMN/DMN files (see module docstring)."""
     library = library or Library()
     result = Compilation()
@@ -654,14 +848,19 @@ def compile_files(files: list[tuple[str, bytes]], forms: FormRegistry,
     for document in dmn_docs:
         found = _dmn_decisions(document)
         if not found:
-            result.problems.append(Problem(document.filename, None,
-                                           "Ce fichier DMN ne contient aucune décision."))
+            result.problems.append(
+                Problem(document.filename, None, "Ce fichier DMN ne contient aucune décision.")
+            )
         for decision in found:
             key = decision.get("id")
             if key in decisions:
-                result.problems.append(Problem(document.filename, key,
-                                               f"Décision « {key} » présente deux fois dans "
-                                               "l'envoi."))
+                result.problems.append(
+                    Problem(
+                        document.filename,
+                        key,
+                        f"Décision « {key} » présente deux fois dans l'envoi.",
+                    )
+                )
                 continue
             _check_decision(document, decision, result.problems)
             decisions[key] = (document, decision)
@@ -671,27 +870,40 @@ def compile_files(files: list[tuple[str, bytes]], forms: FormRegistry,
         all_processes = list(document.root.iter(B + "process"))
         executable = [p for p in all_processes if p.get("isExecutable", "true") == "true"]
         if not all_processes:
-            result.problems.append(Problem(document.filename, None,
-                                           "Ce diagramme ne contient aucun processus."))
+            result.problems.append(
+                Problem(document.filename, None, "Ce diagramme ne contient aucun processus.")
+            )
         elif not executable:
             for process in all_processes:
-                result.problems.append(Problem(
-                    document.filename, process.get("id"),
-                    f"Le processus {_label(process)} n'est pas exécutable "
-                    "(isExecutable=\"false\") : c'est un modèle descriptif. Cochez « Executable » "
-                    "dans le modeleur pour le déployer."))
+                result.problems.append(
+                    Problem(
+                        document.filename,
+                        process.get("id"),
+                        f"Le processus {_label(process)} n'est pas exécutable "
+                        '(isExecutable="false") : c\'est un modèle descriptif. '
+                        "Cochez « Executable » dans le modeleur pour le déployer.",
+                    )
+                )
         for process in all_processes:
             if process not in executable:
                 if executable:
-                    result.warnings.append(Problem(document.filename, process.get("id"),
-                                                   f"Processus non exécutable ignoré : "
-                                                   f"{_label(process)}."))
+                    result.warnings.append(
+                        Problem(
+                            document.filename,
+                            process.get("id"),
+                            f"Processus non exécutable ignoré : {_label(process)}.",
+                        )
+                    )
                 continue
             key = process.get("id")
             if key in processes:
-                result.problems.append(Problem(document.filename, key,
-                                               f"Identifiant de processus « {key} » présent "
-                                               "deux fois dans l'envoi."))
+                result.problems.append(
+                    Problem(
+                        document.filename,
+                        key,
+                        f"Identifiant de processus « {key} » présent deux fois dans l'envoi.",
+                    )
+                )
                 continue
             processes[key] = (document, process)
 
@@ -699,8 +911,15 @@ def compile_files(files: list[tuple[str, bytes]], forms: FormRegistry,
     known_processes = set(processes) | set(library.process_sources)
     checkers: dict[str, _ProcessChecker] = {}
     for key, (document, process) in processes.items():
-        checker = _ProcessChecker(document, process, forms, known_decisions, known_processes,
-                                  result.problems, result.warnings)
+        checker = _ProcessChecker(
+            document,
+            process,
+            forms,
+            known_decisions,
+            known_processes,
+            result.problems,
+            result.warnings,
+        )
         checker.run()
         checkers[key] = checker
     if result.problems:
@@ -710,17 +929,19 @@ def compile_files(files: list[tuple[str, bytes]], forms: FormRegistry,
     try:
         for document in bpmn_docs:
             parser.add_bpmn_xml(document.root.getroottree(), filename=document.filename)
-        for key, (document, decision) in decisions.items():
+        for document, decision in decisions.values():
             parser.add_dmn_xml(_decision_document(document, decision), filename=document.filename)
         extra_processes = {k for c in checkers.values() for k in c.called} - set(processes)
         extra_decisions = {k for c in checkers.values() for k in c.decisions} - set(decisions)
         for key in sorted(extra_processes):
             filename, xml = library.process_sources[key]
             document = read_document(filename, xml.encode(), result.problems)
-            called_process = next(p for p in document.root.iter(B + "process")
-                                  if p.get("id") == key)
-            _ProcessChecker(document, called_process, forms, known_decisions, known_processes,
-                            result.problems).run()
+            called_process = next(
+                p for p in document.root.iter(B + "process") if p.get("id") == key
+            )
+            _ProcessChecker(
+                document, called_process, forms, known_decisions, known_processes, result.problems
+            ).run()
             parser.add_bpmn_xml(document.root.getroottree(), filename=filename)
         for key in sorted(extra_decisions):
             filename, xml = library.decision_sources[key]
@@ -734,11 +955,14 @@ def compile_files(files: list[tuple[str, bytes]], forms: FormRegistry,
     if result.problems:
         return result
 
-    decision_hashes = {key: hashlib.sha256(_c14n(decision)).hexdigest()
-                       for key, (_doc, decision) in decisions.items()}
+    decision_hashes = {
+        key: hashlib.sha256(_c14n(decision)).hexdigest()
+        for key, (_doc, decision) in decisions.items()
+    }
     for key in library.decision_sources:
-        decision_hashes.setdefault(key, hashlib.sha256(
-            library.decision_sources[key][1].encode()).hexdigest())
+        decision_hashes.setdefault(
+            key, hashlib.sha256(library.decision_sources[key][1].encode()).hexdigest()
+        )
     process_hashes: dict[str, str] = {}
 
     def hash_of(key: str, stack: tuple[str, ...] = ()) -> str:
@@ -752,9 +976,12 @@ def compile_files(files: list[tuple[str, bytes]], forms: FormRegistry,
         checker = checkers[key]
         forms_used = {k: forms.schema(k) for k in sorted(checker.form_keys)}
         value = _process_hash(
-            document, process, forms_used,
+            document,
+            process,
+            forms_used,
             {d: decision_hashes[d] for d in sorted(checker.decisions)},
-            {c: hash_of(c, (*stack, key)) for c in sorted(checker.called)})
+            {c: hash_of(c, (*stack, key)) for c in sorted(checker.called)},
+        )
         process_hashes[key] = value
         return value
 
@@ -767,26 +994,41 @@ def compile_files(files: list[tuple[str, bytes]], forms: FormRegistry,
         except Exception as exc:  # idem: structured, never a traceback
             result.problems.append(_spiff_problem(document.filename, exc))
             continue
-        result.processes.append(CompiledProcess(
-            key=key,
-            name=process.get("name") or key,
-            version_tag=process.get(CAMUNDA + "versionTag"),
-            filename=document.filename,
-            source=document.source,
-            spec_json=spec_json,
-            content_hash=hash_of(key),
-            forms={k: forms.schema(k) for k in sorted(checker.form_keys)},
-            called_keys=sorted(checker.called),
-            decision_keys=sorted(checker.decisions),
-            starters={kind: [v.strip() for v in (process.get(CAMUNDA + attr) or "").split(",")
-                             if v.strip()]
-                      for kind, attr in (("groups", "candidateStarterGroups"),
-                                         ("users", "candidateStarterUsers"))},
-            start_form_key=checker.start_form_key,
-            initiator_variable=checker.initiator_variable,
-        ))
+        result.processes.append(
+            CompiledProcess(
+                key=key,
+                name=process.get("name") or key,
+                version_tag=process.get(CAMUNDA + "versionTag"),
+                filename=document.filename,
+                source=document.source,
+                spec_json=spec_json,
+                content_hash=hash_of(key),
+                forms={k: forms.schema(k) for k in sorted(checker.form_keys)},
+                called_keys=sorted(checker.called),
+                decision_keys=sorted(checker.decisions),
+                starters={
+                    kind: [
+                        v.strip()
+                        for v in (process.get(CAMUNDA + attr) or "").split(",")
+                        if v.strip()
+                    ]
+                    for kind, attr in (
+                        ("groups", "candidateStarterGroups"),
+                        ("users", "candidateStarterUsers"),
+                    )
+                },
+                start_form_key=checker.start_form_key,
+                initiator_variable=checker.initiator_variable,
+            )
+        )
     for key, (document, decision) in decisions.items():
-        result.decisions.append(CompiledDecision(
-            key=key, name=decision.get("name") or key, filename=document.filename,
-            source=document.source, content_hash=decision_hashes[key]))
+        result.decisions.append(
+            CompiledDecision(
+                key=key,
+                name=decision.get("name") or key,
+                filename=document.filename,
+                source=document.source,
+                content_hash=decision_hashes[key],
+            )
+        )
     return result

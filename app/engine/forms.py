@@ -14,8 +14,14 @@ from app.core.config import PROJECT_ROOT
 
 FORMS_DIR = PROJECT_ROOT / "forms"
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,80}$")
-_PREFIXES = ("embedded:app:forms/", "embedded:deployment:", "app:forms/", "forms/",
-             "camunda-forms:deployment:", "deployment:")
+_PREFIXES = (
+    "embedded:app:forms/",
+    "embedded:deployment:",
+    "app:forms/",
+    "forms/",
+    "camunda-forms:deployment:",
+    "deployment:",
+)
 
 
 def normalise_form_key(raw: str) -> str | None:
@@ -23,7 +29,7 @@ def normalise_form_key(raw: str) -> str | None:
     key = (raw or "").strip()
     for prefix in _PREFIXES:
         if key.startswith(prefix):
-            key = key[len(prefix):]
+            key = key[len(prefix) :]
     for suffix in (".json", ".form", ".html"):
         if key.endswith(suffix):
             key = key[: -len(suffix)]

@@ -14,8 +14,9 @@ from app.core.extensions import db
 
 
 def _enum(cls, name):
-    return Enum(cls, name=name, native_enum=False, length=20,
-                values_callable=lambda e: [m.value for m in e])
+    return Enum(
+        cls, name=name, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
+    )
 
 
 class ProcessDefinition(db.Model):
@@ -59,8 +60,9 @@ class ProcessVersion(db.Model):
     start_form_key: Mapped[str | None] = mapped_column(String(100))
     initiator_variable: Mapped[str | None] = mapped_column(String(100))
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    deployed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id",
-                                                                  ondelete="SET NULL"))
+    deployed_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
 
     definition: Mapped[ProcessDefinition] = relationship(back_populates="versions")
     deployed_by: Mapped[User | None] = relationship()
@@ -84,8 +86,9 @@ class DecisionVersion(db.Model):
     filename: Mapped[str] = mapped_column(String(300))
     source: Mapped[str] = mapped_column(Text)
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    deployed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id",
-                                                                  ondelete="SET NULL"))
+    deployed_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
 
 
 class InstanceStatus(enum.StrEnum):
@@ -103,17 +106,20 @@ class ProcessInstance(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("process_version.id"), index=True)
     process_key: Mapped[str] = mapped_column(String(200), index=True)
-    status: Mapped[InstanceStatus] = mapped_column(_enum(InstanceStatus, "instance_status"),
-                                                   default=InstanceStatus.RUNNING, index=True)
+    status: Mapped[InstanceStatus] = mapped_column(
+        _enum(InstanceStatus, "instance_status"), default=InstanceStatus.RUNNING, index=True
+    )
     business_key: Mapped[str | None] = mapped_column(String(200), index=True)
     title: Mapped[str | None] = mapped_column(String(500))
     state: Mapped[str] = mapped_column(Text)
     summary: Mapped[dict] = mapped_column(JSONType, default=dict)
     lock_version: Mapped[int] = mapped_column(Integer, default=1)
-    initiator_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id",
-                                                                ondelete="SET NULL"), index=True)
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id",
-                                                             ondelete="SET NULL"))
+    initiator_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"), index=True
+    )
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("process_instance.id", ondelete="SET NULL")
+    )
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -139,8 +145,9 @@ class HumanTask(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id",
-                                                        ondelete="CASCADE"), index=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("process_instance.id", ondelete="CASCADE"), index=True
+    )
     spiff_task_id: Mapped[str] = mapped_column(String(36))
     element_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(300))
@@ -148,18 +155,21 @@ class HumanTask(db.Model):
     process_key: Mapped[str] = mapped_column(String(200), index=True)
     form_key: Mapped[str | None] = mapped_column(String(100))
     lane: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[TaskStatus] = mapped_column(_enum(TaskStatus, "task_status"),
-                                               default=TaskStatus.OPEN)
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id",
-                                                               ondelete="SET NULL"))
+    status: Mapped[TaskStatus] = mapped_column(
+        _enum(TaskStatus, "task_status"), default=TaskStatus.OPEN
+    )
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
     priority: Mapped[int] = mapped_column(Integer, default=50)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id",
-                                                                   ondelete="SET NULL"))
+    completed_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
     candidate_groups: Mapped[list] = mapped_column(JSONType, default=list)
     candidate_users: Mapped[list] = mapped_column(JSONType, default=list)
     metadata_: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
@@ -184,11 +194,11 @@ class TaskCandidate(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int] = mapped_column(ForeignKey("human_task.id", ondelete="CASCADE"),
-                                         index=True)
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("human_task.id", ondelete="CASCADE"), index=True
+    )
     group_name: Mapped[str | None] = mapped_column(String(80))
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id",
-                                                           ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
 
     task: Mapped[HumanTask] = relationship(back_populates="candidates")
 
@@ -200,8 +210,9 @@ class EngineTimer(db.Model):
     __table_args__ = (Index("ix_engine_timer_due", "due_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id",
-                                                        ondelete="CASCADE"), index=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("process_instance.id", ondelete="CASCADE"), index=True
+    )
     spiff_task_id: Mapped[str] = mapped_column(String(36))
     element_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str | None] = mapped_column(String(300))
@@ -215,8 +226,9 @@ class MessageSubscription(db.Model):
     __table_args__ = (Index("ix_message_subscription_lookup", "message_name", "correlation_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id",
-                                                        ondelete="CASCADE"), index=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("process_instance.id", ondelete="CASCADE"), index=True
+    )
     spiff_task_id: Mapped[str] = mapped_column(String(36))
     message_name: Mapped[str] = mapped_column(String(200))
     correlation_key: Mapped[str | None] = mapped_column(String(200))
@@ -238,13 +250,15 @@ class EngineJob(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id",
-                                                        ondelete="CASCADE"), index=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("process_instance.id", ondelete="CASCADE"), index=True
+    )
     spiff_task_id: Mapped[str] = mapped_column(String(36))
     element_id: Mapped[str] = mapped_column(String(200))
     handler: Mapped[str] = mapped_column(String(200))
-    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"),
-                                              default=JobStatus.PENDING)
+    status: Mapped[JobStatus] = mapped_column(
+        _enum(JobStatus, "job_status"), default=JobStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -258,8 +272,9 @@ class Incident(db.Model):
     __tablename__ = "engine_incident"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id",
-                                                        ondelete="CASCADE"), index=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("process_instance.id", ondelete="CASCADE"), index=True
+    )
     job_id: Mapped[int | None] = mapped_column(ForeignKey("engine_job.id", ondelete="SET NULL"))
     element_id: Mapped[str | None] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(40))

@@ -19,8 +19,12 @@ def is_candidate(user, task: HumanTask) -> bool:
 @policy("task")
 def task_policy(user, action: str, task: HumanTask) -> bool:
     if action == "view":
-        return (task.assignee_id == user.id or task.completed_by_id == user.id
-                or is_candidate(user, task) or task.instance.initiator_id == user.id)
+        return (
+            task.assignee_id == user.id
+            or task.completed_by_id == user.id
+            or is_candidate(user, task)
+            or task.instance.initiator_id == user.id
+        )
     if task.status != TaskStatus.OPEN:
         return False
     if action in ("claim", "complete", "unclaim", "assign"):
@@ -35,13 +39,25 @@ def instance_policy(user, action: str, instance: ProcessInstance) -> bool:
     if instance.initiator_id == user.id:
         return True
     groups = user.group_names
-    participation = select(HumanTask.id).where(
-        HumanTask.instance_id == instance.id,
-        or_(HumanTask.assignee_id == user.id, HumanTask.completed_by_id == user.id,
-            HumanTask.id.in_(select(TaskCandidate.task_id).where(or_(
-                TaskCandidate.user_id == user.id,
-                TaskCandidate.group_name.in_(groups) if groups else False)))),
-    ).limit(1)
+    participation = (
+        select(HumanTask.id)
+        .where(
+            HumanTask.instance_id == instance.id,
+            or_(
+                HumanTask.assignee_id == user.id,
+                HumanTask.completed_by_id == user.id,
+                HumanTask.id.in_(
+                    select(TaskCandidate.task_id).where(
+                        or_(
+                            TaskCandidate.user_id == user.id,
+                            TaskCandidate.group_name.in_(groups) if groups else False,
+                        )
+                    )
+                ),
+            ),
+        )
+        .limit(1)
+    )
     return db.session.execute(participation).first() is not None
 
 

@@ -50,9 +50,22 @@ from app.engine.spiff import (
 )
 
 # Case variables copied onto tasks so the inbox can show and search them.
-SUMMARY_KEYS = ("chrono", "subject", "sender", "sender_name", "type", "case_type", "amount",
-                "channel", "service", "delegation", "correspondence_id", "folder_id",
-                "document_type", "title")
+SUMMARY_KEYS = (
+    "chrono",
+    "subject",
+    "sender",
+    "sender_name",
+    "type",
+    "case_type",
+    "amount",
+    "channel",
+    "service",
+    "delegation",
+    "correspondence_id",
+    "folder_id",
+    "document_type",
+    "title",
+)
 _SPEC_CACHE_SIZE = 64
 _spec_cache: OrderedDict[int, tuple[Any, dict]] = OrderedDict()
 
@@ -71,8 +84,7 @@ def version_specs(version: ProcessVersion) -> tuple[Any, dict]:
 
 
 # The instance whose workflow is running, for service handlers (set by ``running``).
-_current_instance: ContextVar[ProcessInstance | None] = ContextVar("current_instance",
-                                                                  default=None)
+_current_instance: ContextVar[ProcessInstance | None] = ContextVar("current_instance", default=None)
 
 
 @contextmanager
@@ -89,8 +101,10 @@ def _call_handler(task, handler: str) -> None:
     instance = _current_instance.get()
     context = HandlerContext(
         instance_id=instance.id if instance else None,
-        business_key=instance.business_key if instance else None, task_id=str(task.id),
-        task_name=task.task_spec.bpmn_name or task.task_spec.bpmn_id, data=task.data,
+        business_key=instance.business_key if instance else None,
+        task_id=str(task.id),
+        task_name=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
+        data=task.data,
         properties=dict((task.task_spec.extensions or {}).get("properties") or {}),
     )
     result = get_handler(handler)(context)
@@ -166,11 +180,15 @@ def _last_data(workflow: BpmnWorkflow) -> dict:
 
 
 def _summary(data: dict) -> dict:
-    return {k: data[k] for k in SUMMARY_KEYS
-            if k in data and isinstance(data[k], str | int | float | bool)}
+    return {
+        k: data[k]
+        for k in SUMMARY_KEYS
+        if k in data and isinstance(data[k], str | int | float | bool)
+    }
 
 
 # --- human tasks ---------------------------------------------------------------------
+
 
 def _human(task) -> bool:
     return task.task_spec.manual and not isinstance(task.task_spec, HandlerServiceTask)
@@ -178,9 +196,14 @@ def _human(task) -> bool:
 
 def _sync_human_tasks(instance, workflow, actor) -> list[HumanTask]:
     ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY) if _human(t)}
-    open_rows = {row.spiff_task_id: row for row in db.session.execute(
-        select(HumanTask).where(HumanTask.instance_id == instance.id,
-                                HumanTask.status == TaskStatus.OPEN)).scalars()}
+    open_rows = {
+        row.spiff_task_id: row
+        for row in db.session.execute(
+            select(HumanTask).where(
+                HumanTask.instance_id == instance.id, HumanTask.status == TaskStatus.OPEN
+            )
+        ).scalars()
+    }
     now = utcnow()
     for spiff_id, row in open_rows.items():
         if spiff_id in ready:
@@ -217,20 +240,30 @@ def _new_human_task(instance: ProcessInstance, task, now: datetime) -> HumanTask
     metadata = _summary(data)
     title = _title(ext, data, name, instance)
     row = HumanTask(
-        instance_id=instance.id, spiff_task_id=str(task.id), element_id=spec.bpmn_id,
-        name=name[:300], title=title[:500], process_key=instance.process_key,
-        form_key=ext.get("form_key"), lane=spec.lane, status=TaskStatus.OPEN,
+        instance_id=instance.id,
+        spiff_task_id=str(task.id),
+        element_id=spec.bpmn_id,
+        name=name[:300],
+        title=title[:500],
+        process_key=instance.process_key,
+        form_key=ext.get("form_key"),
+        lane=spec.lane,
+        status=TaskStatus.OPEN,
         assignee_id=assignee_user.id if assignee_user else None,
         claimed_at=now if assignee_user else None,
         priority=_priority(_attribute(ext.get("priority"), data)),
         due_at=_moment(_attribute(ext.get("due_date"), data), now),
         follow_up_at=_moment(_attribute(ext.get("follow_up_date"), data), now),
-        created_at=now, candidate_groups=groups, candidate_users=users, metadata_=metadata,
+        created_at=now,
+        candidate_groups=groups,
+        candidate_users=users,
+        metadata_=metadata,
         search_text=searchable(name, title, *[str(v) for v in metadata.values()]),
         documentation=_documentation(ext.get("documentation"), data),
     )
     row.candidates = [TaskCandidate(group_name=g) for g in groups] + [
-        TaskCandidate(user_id=uid) for uid in user_ids]
+        TaskCandidate(user_id=uid) for uid in user_ids
+    ]
     return row
 
 
@@ -334,8 +367,9 @@ def _title(ext: dict, data: dict, name: str, instance: ProcessInstance) -> str:
 def _documentation(text: str | None, data: dict) -> str | None:
     if not text:
         return None
-    return re.sub(r"\$\{([A-Za-z][A-Za-z0-9_]*)\}", lambda m: str(data.get(m.group(1), "")),
-                  _fill(text, data))
+    return re.sub(
+        r"\$\{([A-Za-z][A-Za-z0-9_]*)\}", lambda m: str(data.get(m.group(1), "")), _fill(text, data)
+    )
 
 
 def searchable(*parts: str) -> str:
@@ -346,10 +380,16 @@ def searchable(*parts: str) -> str:
 
 # --- timers, messages, jobs ----------------------------------------------------------
 
+
 def _waiting(workflow: BpmnWorkflow):
     for task in list(workflow.event_manager.tasks.values()):
-        if task.has_state(TaskState.WAITING | TaskState.READY | TaskState.FUTURE |
-                          TaskState.LIKELY | TaskState.MAYBE):
+        if task.has_state(
+            TaskState.WAITING
+            | TaskState.READY
+            | TaskState.FUTURE
+            | TaskState.LIKELY
+            | TaskState.MAYBE
+        ):
             yield task
 
 
@@ -358,8 +398,11 @@ def _timer_due(task) -> datetime | None:
         details = task.task_spec.event_definition.details(task)
     except Exception:
         return None
-    if details.event_type not in ("TimeDateEventDefinition", "DurationTimerEventDefinition",
-                                  "CycleTimerEventDefinition"):
+    if details.event_type not in (
+        "TimeDateEventDefinition",
+        "DurationTimerEventDefinition",
+        "CycleTimerEventDefinition",
+    ):
         return None
     value = details.value
     if value is None:
@@ -380,9 +423,15 @@ def _sync_timers(instance, workflow) -> None:
     for task in _waiting(workflow):
         due = _timer_due(task)
         if due is not None:
-            db.session.add(EngineTimer(instance_id=instance.id, spiff_task_id=str(task.id),
-                                       element_id=task.task_spec.bpmn_id,
-                                       name=task.task_spec.bpmn_name, due_at=due))
+            db.session.add(
+                EngineTimer(
+                    instance_id=instance.id,
+                    spiff_task_id=str(task.id),
+                    element_id=task.task_spec.bpmn_id,
+                    name=task.task_spec.bpmn_name,
+                    due_at=due,
+                )
+            )
 
 
 def message_name(task) -> str | None:
@@ -394,24 +443,38 @@ def message_name(task) -> str | None:
 
 
 def _sync_messages(instance, workflow) -> None:
-    db.session.execute(delete(MessageSubscription)
-                       .where(MessageSubscription.instance_id == instance.id))
+    db.session.execute(
+        delete(MessageSubscription).where(MessageSubscription.instance_id == instance.id)
+    )
     if instance.status != InstanceStatus.RUNNING:
         return
     for task in _waiting(workflow):
         name = message_name(task)
         if name and task.has_state(TaskState.WAITING):
-            db.session.add(MessageSubscription(
-                instance_id=instance.id, spiff_task_id=str(task.id), message_name=name,
-                correlation_key=instance.business_key))
+            db.session.add(
+                MessageSubscription(
+                    instance_id=instance.id,
+                    spiff_task_id=str(task.id),
+                    message_name=name,
+                    correlation_key=instance.business_key,
+                )
+            )
 
 
 def _sync_jobs(instance, workflow) -> list[int]:
-    ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY)
-             if isinstance(t.task_spec, HandlerServiceTask)}
-    existing = {job.spiff_task_id: job for job in db.session.execute(
-        select(EngineJob).where(EngineJob.instance_id == instance.id,
-                                EngineJob.status != JobStatus.DONE)).scalars()}
+    ready = {
+        str(t.id): t
+        for t in workflow.get_tasks(state=TaskState.READY)
+        if isinstance(t.task_spec, HandlerServiceTask)
+    }
+    existing = {
+        job.spiff_task_id: job
+        for job in db.session.execute(
+            select(EngineJob).where(
+                EngineJob.instance_id == instance.id, EngineJob.status != JobStatus.DONE
+            )
+        ).scalars()
+    }
     for spiff_id, job in existing.items():
         if spiff_id not in ready:
             job.status = JobStatus.DONE
@@ -419,9 +482,14 @@ def _sync_jobs(instance, workflow) -> list[int]:
     created = []
     for spiff_id, task in ready.items():
         if spiff_id not in existing:
-            job = EngineJob(instance_id=instance.id, spiff_task_id=spiff_id,
-                            element_id=task.task_spec.bpmn_id, handler=task.task_spec.handler,
-                            status=JobStatus.PENDING, due_at=utcnow())
+            job = EngineJob(
+                instance_id=instance.id,
+                spiff_task_id=spiff_id,
+                element_id=task.task_spec.bpmn_id,
+                handler=task.task_spec.handler,
+                status=JobStatus.PENDING,
+                due_at=utcnow(),
+            )
             db.session.add(job)
             db.session.flush()
             created.append(job.id)

@@ -43,33 +43,95 @@ def _log_print(*args: Any) -> None:
 
 
 HELPERS: dict[str, Callable[..., Any]] = {
-    "len": len, "str": str, "int": int, "float": float, "bool": bool, "round": round,
-    "abs": abs, "min": min, "max": max, "sum": sum, "sorted": sorted, "list": list,
-    "dict": dict, "set": set, "tuple": tuple, "any": any, "all": all, "range": _capped_range,
-    "print": _log_print, "Decimal": Decimal, "date": date, "timedelta": timedelta,
-    "today": date.today, "now": lambda: datetime.now().astimezone(),
+    "len": len,
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "round": round,
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "sum": sum,
+    "sorted": sorted,
+    "list": list,
+    "dict": dict,
+    "set": set,
+    "tuple": tuple,
+    "any": any,
+    "all": all,
+    "range": _capped_range,
+    "print": _log_print,
+    "Decimal": Decimal,
+    "date": date,
+    "timedelta": timedelta,
+    "today": date.today,
+    "now": lambda: datetime.now().astimezone(),
 }
 CONSTANTS: dict[str, Any] = {"True": True, "False": False, "None": None}
 
 _ALLOWED_ATTRS = dict(simpleeval.BASIC_ALLOWED_ATTRS)
-_ALLOWED_ATTRS[date] = {"year", "month", "day", "isoformat", "weekday", "isoweekday",
-                        "strftime"}
-_ALLOWED_ATTRS[datetime] = _ALLOWED_ATTRS[date] | {"hour", "minute", "second", "date",
-                                                   "astimezone"}
+_ALLOWED_ATTRS[date] = {"year", "month", "day", "isoformat", "weekday", "isoweekday", "strftime"}
+_ALLOWED_ATTRS[datetime] = _ALLOWED_ATTRS[date] | {"hour", "minute", "second", "date", "astimezone"}
 _ALLOWED_ATTRS[timedelta] = {"days", "seconds", "total_seconds"}
 _ALLOWED_ATTRS[Decimal] = {"quantize"}
 
 # Statements a script may contain; everything else is refused before it runs.
-_SCRIPT_STATEMENTS = (ast.Assign, ast.AugAssign, ast.Expr, ast.If, ast.For, ast.Pass,
-                      ast.Break, ast.Continue)
-_FORBIDDEN_NODES = (ast.Import, ast.ImportFrom, ast.While, ast.FunctionDef,
-                    ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.Global, ast.Nonlocal,
-                    ast.With, ast.Try, ast.Raise, ast.Delete, ast.Await, ast.Yield,
-                    ast.YieldFrom, ast.NamedExpr, ast.Starred)
-_FORBIDDEN_NAMES = {"open", "eval", "exec", "compile", "__import__", "globals", "locals",
-                    "vars", "getattr", "setattr", "delattr", "type", "breakpoint", "input",
-                    "help", "memoryview", "object", "super", "classmethod", "staticmethod",
-                    "property", "exit", "quit"}
+_SCRIPT_STATEMENTS = (
+    ast.Assign,
+    ast.AugAssign,
+    ast.Expr,
+    ast.If,
+    ast.For,
+    ast.Pass,
+    ast.Break,
+    ast.Continue,
+)
+_FORBIDDEN_NODES = (
+    ast.Import,
+    ast.ImportFrom,
+    ast.While,
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.Lambda,
+    ast.Global,
+    ast.Nonlocal,
+    ast.With,
+    ast.Try,
+    ast.Raise,
+    ast.Delete,
+    ast.Await,
+    ast.Yield,
+    ast.YieldFrom,
+    ast.NamedExpr,
+    ast.Starred,
+)
+_FORBIDDEN_NAMES = {
+    "open",
+    "eval",
+    "exec",
+    "compile",
+    "__import__",
+    "globals",
+    "locals",
+    "vars",
+    "getattr",
+    "setattr",
+    "delattr",
+    "type",
+    "breakpoint",
+    "input",
+    "help",
+    "memoryview",
+    "object",
+    "super",
+    "classmethod",
+    "staticmethod",
+    "property",
+    "exit",
+    "quit",
+}
 
 
 def register_helper(name: str, func: Callable[..., Any]) -> None:
@@ -85,8 +147,12 @@ def _refuse(node: ast.AST, message: str) -> SandboxError:
 def _check_tree(tree: ast.AST) -> None:
     for node in ast.walk(tree):
         if isinstance(node, _FORBIDDEN_NODES):
-            kind = {ast.Import: "import", ast.ImportFrom: "import", ast.While: "boucle while",
-                    ast.Lambda: "lambda"}.get(type(node), type(node).__name__)
+            kind = {
+                ast.Import: "import",
+                ast.ImportFrom: "import",
+                ast.While: "boucle while",
+                ast.Lambda: "lambda",
+            }.get(type(node), type(node).__name__)
             raise _refuse(node, f"Construction interdite dans le bac à sable : {kind}")
         if isinstance(node, ast.Name) and node.id.startswith("_"):
             raise _refuse(node, f"Nom interdit : {node.id}")
@@ -94,8 +160,10 @@ def _check_tree(tree: ast.AST) -> None:
             node.attr.startswith("_") or node.attr in simpleeval.DISALLOW_METHODS
         ):
             raise _refuse(node, f"Attribut interdit : {node.attr}")
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
-            node.func.id not in HELPERS or node.func.id in _FORBIDDEN_NAMES
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and (node.func.id not in HELPERS or node.func.id in _FORBIDDEN_NAMES)
         ):
             raise _refuse(node, f"Fonction inconnue : {node.func.id}()")
 
@@ -137,9 +205,8 @@ class _Evaluator(EvalWithCompoundTypes):
         if node.attr.startswith("_") or node.attr in simpleeval.DISALLOW_METHODS:
             raise SandboxError(f"Attribut interdit : {node.attr}")
         base = self._eval(node.value)
-        if isinstance(base, dict):  # ``case.amount`` reads ``case["amount"]``
-            if node.attr in base:
-                return base[node.attr]
+        if isinstance(base, dict) and node.attr in base:  # ``case.amount`` reads the key
+            return base[node.attr]
         allowed = self.allowed_attrs.get(type(base))
         if allowed is None or node.attr not in allowed:
             raise SandboxError(f"Attribut non autorisé : .{node.attr}")
@@ -274,9 +341,22 @@ _JAVA_IDIOMS = re.compile(
     r"\bexecution\s*\.|\btask\s*\.|\.equals\s*\(|\.get[A-Z]\w*\s*\(|\bdateTime\s*\(|"
     r"\bnew\s+[A-Z]|\binstanceof\b|\?\s*:|\bS\s*\(|\bJSON\s*\("
 )
-_JUEL_WORDS = {"eq": "==", "ne": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">=",
-               "and": "and", "or": "or", "not": "not", "null": "None", "true": "True",
-               "false": "False", "div": "/", "mod": "%"}
+_JUEL_WORDS = {
+    "eq": "==",
+    "ne": "!=",
+    "lt": "<",
+    "gt": ">",
+    "le": "<=",
+    "ge": ">=",
+    "and": "and",
+    "or": "or",
+    "not": "not",
+    "null": "None",
+    "true": "True",
+    "false": "False",
+    "div": "/",
+    "mod": "%",
+}
 
 
 def is_camunda_expression(text: str) -> bool:
@@ -299,7 +379,8 @@ def translate_camunda(text: str) -> str:
         raise SandboxError("Expression ${} vide")
     if _JAVA_IDIOMS.search(body):
         raise SandboxError(
-            f"Expression Camunda non prise en charge (appel Java ou objet du moteur) : {text}")
+            f"Expression Camunda non prise en charge (appel Java ou objet du moteur) : {text}"
+        )
     out: list[str] = []
     i = 0
     while i < len(body):
@@ -308,7 +389,7 @@ def translate_camunda(text: str) -> str:
             end = i + 1
             while end < len(body) and body[end] != ch:
                 end += 2 if body[end] == "\\" else 1
-            out.append(body[i:end + 1])
+            out.append(body[i : end + 1])
             i = end + 1
         elif body.startswith("&&", i):
             out.append(" and ")

@@ -61,12 +61,12 @@ class EngineFailure(MissiveError):
 
 def form_registry() -> FormRegistry:
     """The form directories of this installation (``forms/`` plus MISSIVE_FORMS_DIRS)."""
-    extra = [d for d in (current_app.config.get("MISSIVE_FORMS_DIRS") or "").split(os.pathsep)
-             if d]
+    extra = [d for d in (current_app.config.get("MISSIVE_FORMS_DIRS") or "").split(os.pathsep) if d]
     return FormRegistry(FORMS_DIR, *extra)
 
 
 # --- deployment ----------------------------------------------------------------------
+
 
 @dataclass
 class Deployed:
@@ -77,26 +77,42 @@ class Deployed:
     created: bool
 
     def as_dict(self) -> dict:
-        return {"key": self.key, "version": self.version, "id": self.id,
-                "created": self.created, "kind": self.kind}
+        return {
+            "key": self.key,
+            "version": self.version,
+            "id": self.id,
+            "created": self.created,
+            "kind": self.kind,
+        }
 
 
 def _library() -> Library:
     library = Library()
-    latest = select(ProcessVersion.definition_id, func.max(ProcessVersion.version)
-                    .label("v")).group_by(ProcessVersion.definition_id).subquery()
+    latest = (
+        select(ProcessVersion.definition_id, func.max(ProcessVersion.version).label("v"))
+        .group_by(ProcessVersion.definition_id)
+        .subquery()
+    )
     rows = db.session.execute(
-        select(ProcessVersion).join(latest, (ProcessVersion.definition_id ==
-                                             latest.c.definition_id) &
-                                    (ProcessVersion.version == latest.c.v))).scalars()
+        select(ProcessVersion).join(
+            latest,
+            (ProcessVersion.definition_id == latest.c.definition_id)
+            & (ProcessVersion.version == latest.c.v),
+        )
+    ).scalars()
     for version in rows:
         library.process_sources[version.definition.key] = (version.filename, version.source)
-    latest_decisions = select(DecisionVersion.key, func.max(DecisionVersion.version)
-                              .label("v")).group_by(DecisionVersion.key).subquery()
+    latest_decisions = (
+        select(DecisionVersion.key, func.max(DecisionVersion.version).label("v"))
+        .group_by(DecisionVersion.key)
+        .subquery()
+    )
     for decision in db.session.execute(
-            select(DecisionVersion).join(latest_decisions,
-                                         (DecisionVersion.key == latest_decisions.c.key) &
-                                         (DecisionVersion.version == latest_decisions.c.v))
+        select(DecisionVersion).join(
+            latest_decisions,
+            (DecisionVersion.key == latest_decisions.c.key)
+            & (DecisionVersion.version == latest_decisions.c.v),
+        )
     ).scalars():
         library.decision_sources[decision.key] = (decision.filename, decision.source)
     return library
@@ -105,9 +121,12 @@ def _library() -> Library:
 def latest_version(key: str) -> ProcessVersion | None:
     """The newest version of a process key, or None."""
     return db.session.execute(
-        select(ProcessVersion).join(ProcessDefinition)
+        select(ProcessVersion)
+        .join(ProcessDefinition)
         .where(ProcessDefinition.key == key)
-        .order_by(ProcessVersion.version.desc()).limit(1)).scalar_one_or_none()
+        .order_by(ProcessVersion.version.desc())
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 def deploy(files: list[tuple[str, bytes]], actor: User | None) -> list[Deployed]:
@@ -118,37 +137,53 @@ def deploy(files: list[tuple[str, bytes]], actor: User | None) -> list[Deployed]
     if actor is not None:
         require(actor, "deploy", "process")
     if not files:
-        raise ValidationFailed("Aucun fichier envoyé.",
-                               errors=[{"field": "file", "message": "Ce champ est obligatoire."}])
+        raise ValidationFailed(
+            "Aucun fichier envoyé.",
+            errors=[{"field": "file", "message": "Ce champ est obligatoire."}],
+        )
     compilation = compile_files(files, form_registry(), _library())
     if compilation.problems:
         raise ValidationFailed(
             "Le déploiement est refusé : corrigez les éléments signalés.",
-            errors=[p.as_dict() for p in compilation.problems])
+            errors=[p.as_dict() for p in compilation.problems],
+        )
     results: list[Deployed] = []
     for decision in compilation.decisions:
         previous = db.session.execute(
-            select(DecisionVersion).where(DecisionVersion.key == decision.key)
-            .order_by(DecisionVersion.version.desc()).limit(1)).scalar_one_or_none()
+            select(DecisionVersion)
+            .where(DecisionVersion.key == decision.key)
+            .order_by(DecisionVersion.version.desc())
+            .limit(1)
+        ).scalar_one_or_none()
         if previous is not None and previous.content_hash == decision.content_hash:
-            results.append(Deployed("decision", decision.key, previous.version, previous.id,
-                                    False))
+            results.append(Deployed("decision", decision.key, previous.version, previous.id, False))
             continue
-        row = DecisionVersion(key=decision.key, name=decision.name,
-                              version=(previous.version + 1) if previous else 1,
-                              content_hash=decision.content_hash, filename=decision.filename,
-                              source=decision.source, deployed_by_id=getattr(actor, "id", None))
+        row = DecisionVersion(
+            key=decision.key,
+            name=decision.name,
+            version=(previous.version + 1) if previous else 1,
+            content_hash=decision.content_hash,
+            filename=decision.filename,
+            source=decision.source,
+            deployed_by_id=getattr(actor, "id", None),
+        )
         db.session.add(row)
         db.session.flush()
-        audit.record("decision.deploy", actor=actor, object_type="decision",
-                     object_id=row.id, data={"key": row.key, "version": row.version})
+        audit.record(
+            "decision.deploy",
+            actor=actor,
+            object_type="decision",
+            object_id=row.id,
+            data={"key": row.key, "version": row.version},
+        )
         results.append(Deployed("decision", row.key, row.version, row.id, True))
 
     pending = {p.key: p for p in compilation.processes}
     ordered = []
     while pending:  # called processes first, so their pinned versions exist
-        ready = [p for p in pending.values()
-                 if not (set(p.called_keys) & set(pending) - {p.key})] or list(pending.values())
+        ready = [
+            p for p in pending.values() if not (set(p.called_keys) & set(pending) - {p.key})
+        ] or list(pending.values())
         for process in ready:
             ordered.append(pending.pop(process.key))
     for process in ordered:
@@ -161,29 +196,44 @@ def deploy(files: list[tuple[str, bytes]], actor: User | None) -> list[Deployed]
             db.session.flush()
         previous = latest_version(process.key)
         if previous is not None and previous.content_hash == process.content_hash:
-            results.append(Deployed("process", process.key, previous.version, previous.id,
-                                    False))
+            results.append(Deployed("process", process.key, previous.version, previous.id, False))
             continue
         called = {}
         for key in process.called_keys:
             called_version = latest_version(key)
             called[key] = called_version.version if called_version else None
         version = ProcessVersion(
-            definition=definition, version=(previous.version + 1) if previous else 1,
-            version_tag=process.version_tag, name=process.name,
-            content_hash=process.content_hash, filename=process.filename,
-            source=process.source, spec=process.spec_json, forms=process.forms,
-            called_versions=called, decision_keys=process.decision_keys,
-            starters=process.starters, start_form_key=process.start_form_key,
+            definition=definition,
+            version=(previous.version + 1) if previous else 1,
+            version_tag=process.version_tag,
+            name=process.name,
+            content_hash=process.content_hash,
+            filename=process.filename,
+            source=process.source,
+            spec=process.spec_json,
+            forms=process.forms,
+            called_versions=called,
+            decision_keys=process.decision_keys,
+            starters=process.starters,
+            start_form_key=process.start_form_key,
             initiator_variable=process.initiator_variable,
-            deployed_by_id=getattr(actor, "id", None))
+            deployed_by_id=getattr(actor, "id", None),
+        )
         definition.name = process.name
         db.session.add(version)
         db.session.flush()
-        audit.record("process.deploy", actor=actor, object_type="process_version",
-                     object_id=version.id,
-                     data={"key": process.key, "version": version.version,
-                           "version_tag": process.version_tag, "file": process.filename})
+        audit.record(
+            "process.deploy",
+            actor=actor,
+            object_type="process_version",
+            object_id=version.id,
+            data={
+                "key": process.key,
+                "version": version.version,
+                "version_tag": process.version_tag,
+                "file": process.filename,
+            },
+        )
         results.append(Deployed("process", process.key, version.version, version.id, True))
     db.session.commit()
     return results
@@ -195,9 +245,13 @@ def set_definition_active(key: str, active: bool, actor: User) -> ProcessDefinit
     definition = get_definition(key)
     if definition.active != active:
         definition.active = active
-        audit.record("process.activate" if active else "process.deactivate", actor=actor,
-                     object_type="process_definition", object_id=definition.id,
-                     data={"key": key})
+        audit.record(
+            "process.activate" if active else "process.deactivate",
+            actor=actor,
+            object_type="process_definition",
+            object_id=definition.id,
+            data={"key": key},
+        )
     db.session.commit()
     return definition
 
@@ -205,7 +259,8 @@ def set_definition_active(key: str, active: bool, actor: User) -> ProcessDefinit
 def get_definition(key: str) -> ProcessDefinition:
     """A definition by key, or NotFound."""
     definition = db.session.execute(
-        select(ProcessDefinition).where(ProcessDefinition.key == key)).scalar_one_or_none()
+        select(ProcessDefinition).where(ProcessDefinition.key == key)
+    ).scalar_one_or_none()
     if definition is None:
         raise NotFound(f"Processus inconnu : {key}")
     return definition
@@ -221,17 +276,20 @@ def list_definitions(key: str | None = None) -> list[ProcessDefinition]:
 
 # --- data checks -----------------------------------------------------------------------
 
+
 def _check_data(data: Any, schema: dict | None, detail: str) -> dict:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ValidationFailed(detail, errors=[{"field": "data",
-                                                "message": "Un objet JSON est attendu."}])
+        raise ValidationFailed(
+            detail, errors=[{"field": "data", "message": "Un objet JSON est attendu."}]
+        )
     size = len(json.dumps(data, default=str))
     if size > MAX_TASK_DATA_BYTES:
         raise PayloadTooLarge(
             "Les données d'une tâche contiennent des identifiants, pas des documents : "
-            f"{size} octets reçus, {MAX_TASK_DATA_BYTES} au plus.")
+            f"{size} octets reçus, {MAX_TASK_DATA_BYTES} au plus."
+        )
     if schema:
         errors = schema_errors(data, schema)
         if errors:
@@ -240,6 +298,7 @@ def _check_data(data: Any, schema: dict | None, detail: str) -> dict:
 
 
 # --- units of work ---------------------------------------------------------------------
+
 
 def _failure_message(exc: Exception) -> tuple[str | None, str]:
     task = getattr(exc, "task", None)
@@ -251,22 +310,46 @@ def _failure_message(exc: Exception) -> tuple[str | None, str]:
     return element, f"Le circuit a échoué{where} : {text}"
 
 
-def _record_incident(instance_id: int, kind: str, element_id: str | None, message: str,
-                     actor: User | None, job_id: int | None = None) -> Incident:
-    incident = Incident(instance_id=instance_id, kind=kind, element_id=element_id,
-                        message=message[:4000], job_id=job_id)
+def _record_incident(
+    instance_id: int,
+    kind: str,
+    element_id: str | None,
+    message: str,
+    actor: User | None,
+    job_id: int | None = None,
+) -> Incident:
+    incident = Incident(
+        instance_id=instance_id,
+        kind=kind,
+        element_id=element_id,
+        message=message[:4000],
+        job_id=job_id,
+    )
     db.session.add(incident)
     db.session.flush()
-    audit.record("incident.open", actor=actor, object_type="process_instance",
-                 object_id=instance_id,
-                 data={"incident": incident.id, "kind": kind, "element_id": element_id,
-                       "message": message[:500]})
+    audit.record(
+        "incident.open",
+        actor=actor,
+        object_type="process_instance",
+        object_id=instance_id,
+        data={
+            "incident": incident.id,
+            "kind": kind,
+            "element_id": element_id,
+            "message": message[:500],
+        },
+    )
     return incident
 
 
-def _unit_of_work(instance: ProcessInstance, actor: User | None,
-                  action: Callable[[Any], Any], audit_action: str, audit_data: dict,
-                  incident_kind: str = "script") -> runtime.SaveReport:
+def _unit_of_work(
+    instance: ProcessInstance,
+    actor: User | None,
+    action: Callable[[Any], Any],
+    audit_action: str,
+    audit_data: dict,
+    incident_kind: str = "script",
+) -> runtime.SaveReport:
     """Run ``action(workflow)`` on a locked instance and save; failures become incidents."""
     workflow = runtime.restore(instance)
     try:
@@ -279,13 +362,18 @@ def _unit_of_work(instance: ProcessInstance, actor: User | None,
         log.warning("instance %s: %s", instance_id, message)
         incident = _record_incident(instance_id, incident_kind, element_id, message, actor)
         db.session.commit()
-        raise EngineFailure(message + f" (incident n° {incident.id} enregistré ; rien n'a été "
-                                      "modifié)", element_id=element_id) from exc
+        raise EngineFailure(
+            message + f" (incident n° {incident.id} enregistré ; rien n'a été modifié)",
+            element_id=element_id,
+        ) from exc
     report = runtime.save(instance, workflow, actor)
-    audit.record(audit_action, actor=actor, object_type="process_instance",
-                 object_id=instance.id,
-                 data={"key": instance.process_key, "version": instance.version.version,
-                       **audit_data})
+    audit.record(
+        audit_action,
+        actor=actor,
+        object_type="process_instance",
+        object_id=instance.id,
+        data={"key": instance.process_key, "version": instance.version.version, **audit_data},
+    )
     return report
 
 
@@ -301,23 +389,34 @@ def _after_commit(report: runtime.SaveReport) -> None:
 
 # --- instances -------------------------------------------------------------------------
 
-def start_instance(process_key: str, data: dict | None, actor: User | None, *,
-                   version: int | None = None, business_key: str | None = None,
-                   title: str | None = None) -> ProcessInstance:
+
+def start_instance(
+    process_key: str,
+    data: dict | None,
+    actor: User | None,
+    *,
+    version: int | None = None,
+    business_key: str | None = None,
+    title: str | None = None,
+) -> ProcessInstance:
     """Start a case on the latest active version (or the one asked for)."""
     definition = get_definition(process_key)
     if not definition.active:
-        raise Conflict(f"Le processus « {process_key} » est désactivé : aucune nouvelle "
-                       "instance ne peut démarrer.")
+        raise Conflict(
+            f"Le processus « {process_key} » est désactivé : aucune nouvelle "
+            "instance ne peut démarrer."
+        )
     stmt = select(ProcessVersion).where(ProcessVersion.definition_id == definition.id)
     if version is not None:
-        target = db.session.execute(stmt.where(ProcessVersion.version == version)
-                                    ).scalar_one_or_none()
+        target = db.session.execute(
+            stmt.where(ProcessVersion.version == version)
+        ).scalar_one_or_none()
         if target is None:
             raise NotFound(f"Version {version} inconnue pour « {process_key} ».")
     else:
-        target = db.session.execute(stmt.order_by(ProcessVersion.version.desc()).limit(1)
-                                    ).scalar_one()
+        target = db.session.execute(
+            stmt.order_by(ProcessVersion.version.desc()).limit(1)
+        ).scalar_one()
     if actor is not None:
         require(actor, "start", "process", target)
     start_form = target.forms.get(target.start_form_key) if target.start_form_key else None
@@ -329,9 +428,14 @@ def start_instance(process_key: str, data: dict | None, actor: User | None, *,
     spec, subprocess_specs = runtime.version_specs(target)
     workflow = new_workflow(spec, subprocess_specs, runtime.SCRIPT_ENGINE)
     instance = ProcessInstance(
-        version=target, process_key=process_key, status=InstanceStatus.RUNNING,
-        business_key=business_key, title=title or data.get("title") or business_key,
-        state="", initiator_id=getattr(actor, "id", None))
+        version=target,
+        process_key=process_key,
+        status=InstanceStatus.RUNNING,
+        business_key=business_key,
+        title=title or data.get("title") or business_key,
+        state="",
+        initiator_id=getattr(actor, "id", None),
+    )
     db.session.add(instance)
     db.session.flush()
     for task in workflow.get_tasks(state=TaskState.READY):
@@ -344,10 +448,13 @@ def start_instance(process_key: str, data: dict | None, actor: User | None, *,
         _element, message = _failure_message(exc)
         raise EngineFailure(message + " (l'instance n'a pas été créée)") from exc
     report = runtime.save(instance, workflow, actor)
-    audit.record("instance.start", actor=actor, object_type="process_instance",
-                 object_id=instance.id,
-                 data={"key": process_key, "version": target.version,
-                       "business_key": business_key})
+    audit.record(
+        "instance.start",
+        actor=actor,
+        object_type="process_instance",
+        object_id=instance.id,
+        data={"key": process_key, "version": target.version, "business_key": business_key},
+    )
     db.session.commit()
     _after_commit(report)
     db.session.refresh(instance)
@@ -366,9 +473,11 @@ def get_instance(instance_id: int, actor: User | None = None) -> ProcessInstance
 
 def instance_tasks(instance: ProcessInstance) -> list[HumanTask]:
     """Every human task of an instance, oldest first."""
-    return list(db.session.execute(
-        select(HumanTask).where(HumanTask.instance_id == instance.id)
-        .order_by(HumanTask.id)).scalars())
+    return list(
+        db.session.execute(
+            select(HumanTask).where(HumanTask.instance_id == instance.id).order_by(HumanTask.id)
+        ).scalars()
+    )
 
 
 def instance_history(instance: ProcessInstance) -> list[audit.AuditEvent]:
@@ -376,8 +485,12 @@ def instance_history(instance: ProcessInstance) -> list[audit.AuditEvent]:
     return list(reversed(audit.events_for("process_instance", instance.id, limit=500)))
 
 
-def list_instances(process_key: str | None = None, version: int | None = None,
-                   status: str | None = None, limit: int = 200) -> list[ProcessInstance]:
+def list_instances(
+    process_key: str | None = None,
+    version: int | None = None,
+    status: str | None = None,
+    limit: int = 200,
+) -> list[ProcessInstance]:
     """Instances by definition, version and status (newest first)."""
     stmt = select(ProcessInstance).order_by(ProcessInstance.id.desc()).limit(limit)
     if process_key:
@@ -401,8 +514,9 @@ def suspend_instance(instance_id: int, actor: User) -> ProcessInstance:
     if instance.status != InstanceStatus.RUNNING:
         raise Conflict("Seule une instance en cours peut être suspendue.")
     instance.status = InstanceStatus.SUSPENDED
-    audit.record("instance.suspend", actor=actor, object_type="process_instance",
-                 object_id=instance.id)
+    audit.record(
+        "instance.suspend", actor=actor, object_type="process_instance", object_id=instance.id
+    )
     db.session.commit()
     return instance
 
@@ -413,8 +527,9 @@ def resume_instance(instance_id: int, actor: User) -> ProcessInstance:
     if instance.status != InstanceStatus.SUSPENDED:
         raise Conflict("Cette instance n'est pas suspendue.")
     instance.status = InstanceStatus.RUNNING
-    audit.record("instance.resume", actor=actor, object_type="process_instance",
-                 object_id=instance.id)
+    audit.record(
+        "instance.resume", actor=actor, object_type="process_instance", object_id=instance.id
+    )
     db.session.commit()
     return instance
 
@@ -429,13 +544,19 @@ def terminate_instance(instance_id: int, actor: User, reason: str = "") -> Proce
     instance.status = InstanceStatus.TERMINATED
     instance.ended_at = utcnow()
     runtime.save(instance, workflow, actor)
-    audit.record("instance.terminate", actor=actor, object_type="process_instance",
-                 object_id=instance.id, data={"reason": reason})
+    audit.record(
+        "instance.terminate",
+        actor=actor,
+        object_type="process_instance",
+        object_id=instance.id,
+        data={"reason": reason},
+    )
     db.session.commit()
     return instance
 
 
 # --- human tasks -----------------------------------------------------------------------
+
 
 def get_task(task_id: int, actor: User | None = None, action: str = "view") -> HumanTask:
     """A human task the actor may see (or act on)."""
@@ -478,14 +599,23 @@ def claim_task(task_id: int, actor: User) -> HumanTask:
     task = get_task(task_id, actor, "claim")
     updated = db.session.execute(
         HumanTask.__table__.update()
-        .where(HumanTask.id == task_id, HumanTask.status == TaskStatus.OPEN,
-               (HumanTask.assignee_id.is_(None)) | (HumanTask.assignee_id == actor.id))
-        .values(assignee_id=actor.id, claimed_at=utcnow()))
+        .where(
+            HumanTask.id == task_id,
+            HumanTask.status == TaskStatus.OPEN,
+            (HumanTask.assignee_id.is_(None)) | (HumanTask.assignee_id == actor.id),
+        )
+        .values(assignee_id=actor.id, claimed_at=utcnow())
+    )
     if updated.rowcount != 1:
         db.session.rollback()
         raise Conflict("Cette tâche vient d'être prise par un autre agent.")
-    audit.record("task.claim", actor=actor, object_type="human_task", object_id=task_id,
-                 data={"instance": task.instance_id})
+    audit.record(
+        "task.claim",
+        actor=actor,
+        object_type="human_task",
+        object_id=task_id,
+        data={"instance": task.instance_id},
+    )
     db.session.commit()
     db.session.refresh(task)
     return task
@@ -499,8 +629,13 @@ def unclaim_task(task_id: int, actor: User) -> HumanTask:
     if task.assignee_id != actor.id and not actor.is_admin:
         raise Conflict("Cette tâche est prise par un autre agent.")
     task.assignee_id, task.claimed_at = None, None
-    audit.record("task.unclaim", actor=actor, object_type="human_task", object_id=task_id,
-                 data={"instance": task.instance_id})
+    audit.record(
+        "task.unclaim",
+        actor=actor,
+        object_type="human_task",
+        object_id=task_id,
+        data={"instance": task.instance_id},
+    )
     db.session.commit()
     return task
 
@@ -509,13 +644,19 @@ def assign_task(task_id: int, assignee: User, actor: User, reason: str = "") -> 
     """Give a task to a colleague (reassignment), with a reason kept in the audit."""
     task = get_task(task_id, actor, "assign")
     if not assignee.active:
-        raise ValidationFailed("Ce compte est désactivé.",
-                               errors=[{"field": "assignee", "message": "Compte désactivé."}])
+        raise ValidationFailed(
+            "Ce compte est désactivé.",
+            errors=[{"field": "assignee", "message": "Compte désactivé."}],
+        )
     previous = task.assignee_id
     task.assignee_id, task.claimed_at = assignee.id, utcnow()
-    audit.record("task.assign", actor=actor, object_type="human_task", object_id=task_id,
-                 data={"instance": task.instance_id, "from": previous, "to": assignee.id,
-                       "reason": reason})
+    audit.record(
+        "task.assign",
+        actor=actor,
+        object_type="human_task",
+        object_id=task_id,
+        data={"instance": task.instance_id, "from": previous, "to": assignee.id, "reason": reason},
+    )
     db.session.commit()
     return task
 
@@ -542,9 +683,13 @@ def complete_task(task_id: int, data: dict | None, actor: User) -> HumanTask:
         spiff.run()
         workflow.do_engine_steps()
 
-    report = _unit_of_work(instance, actor, act, "task.complete",
-                           {"task": task.id, "element_id": task.element_id,
-                            "fields": sorted(data)})
+    report = _unit_of_work(
+        instance,
+        actor,
+        act,
+        "task.complete",
+        {"task": task.id, "element_id": task.element_id, "fields": sorted(data)},
+    )
     db.session.commit()
     _after_commit(report)
     db.session.refresh(task)
@@ -553,18 +698,25 @@ def complete_task(task_id: int, data: dict | None, actor: User) -> HumanTask:
 
 # --- messages ----------------------------------------------------------------------------
 
-def send_message(name: str, correlation_key: str | None, payload: dict | None,
-                 actor: User | None) -> list[int]:
+
+def send_message(
+    name: str, correlation_key: str | None, payload: dict | None, actor: User | None
+) -> list[int]:
     """Deliver a message to the instances waiting for it under that key; return their ids."""
     payload = _check_data(payload, None, "Le contenu du message n'est pas valide.")
-    stmt = select(MessageSubscription.instance_id).where(
-        MessageSubscription.message_name == name).distinct()
+    stmt = (
+        select(MessageSubscription.instance_id)
+        .where(MessageSubscription.message_name == name)
+        .distinct()
+    )
     if correlation_key is not None:
         stmt = stmt.where(MessageSubscription.correlation_key == correlation_key)
     instance_ids = sorted(db.session.execute(stmt).scalars())
     if not instance_ids:
-        raise NotFound(f"Aucune instance n'attend le message « {name} »"
-                       + (f" pour la clé « {correlation_key} »." if correlation_key else "."))
+        raise NotFound(
+            f"Aucune instance n'attend le message « {name} »"
+            + (f" pour la clé « {correlation_key} »." if correlation_key else ".")
+        )
     delivered = []
     for instance_id in instance_ids:
         instance = runtime.lock_instance(instance_id)
@@ -575,9 +727,14 @@ def send_message(name: str, correlation_key: str | None, payload: dict | None,
         def act(workflow):
             _deliver(workflow, name, payload)
 
-        report = _unit_of_work(instance, actor, act, "message.receive",
-                               {"message": name, "correlation_key": correlation_key},
-                               incident_kind="message")
+        report = _unit_of_work(
+            instance,
+            actor,
+            act,
+            "message.receive",
+            {"message": name, "correlation_key": correlation_key},
+            incident_kind="message",
+        )
         db.session.commit()
         _after_commit(report)
         delivered.append(instance_id)
@@ -585,8 +742,11 @@ def send_message(name: str, correlation_key: str | None, payload: dict | None,
 
 
 def _deliver(workflow, name: str, payload: dict) -> None:
-    waiting = [t for t in workflow.event_manager.tasks.values()
-               if runtime.message_name(t) == name and t.has_state(TaskState.WAITING)]
+    waiting = [
+        t
+        for t in workflow.event_manager.tasks.values()
+        if runtime.message_name(t) == name and t.has_state(TaskState.WAITING)
+    ]
     if not waiting:
         raise Conflict(f"Cette instance n'attend plus le message « {name} ».")
     definition = waiting[0].task_spec.event_definition
@@ -602,13 +762,19 @@ def _deliver(workflow, name: str, payload: dict) -> None:
 
 # --- timers and jobs (the worker) ------------------------------------------------------
 
+
 def fire_due_timers(now: datetime | None = None, limit: int = 200) -> int:
     """Fire the timers that are due; return how many instances moved."""
     now = now or utcnow()
-    instance_ids = list(db.session.execute(
-        select(EngineTimer.instance_id).where(EngineTimer.due_at <= now)
-        .group_by(EngineTimer.instance_id).order_by(func.min(EngineTimer.due_at))
-        .limit(limit)).scalars())
+    instance_ids = list(
+        db.session.execute(
+            select(EngineTimer.instance_id)
+            .where(EngineTimer.due_at <= now)
+            .group_by(EngineTimer.instance_id)
+            .order_by(func.min(EngineTimer.due_at))
+            .limit(limit)
+        ).scalars()
+    )
     db.session.rollback()
     fired = 0
     for instance_id in instance_ids:
@@ -616,17 +782,23 @@ def fire_due_timers(now: datetime | None = None, limit: int = 200) -> int:
         if instance.status != InstanceStatus.RUNNING:
             db.session.rollback()
             continue
-        due = [t.element_id for t in db.session.execute(
-            select(EngineTimer).where(EngineTimer.instance_id == instance_id,
-                                      EngineTimer.due_at <= now)).scalars()]
+        due = [
+            t.element_id
+            for t in db.session.execute(
+                select(EngineTimer).where(
+                    EngineTimer.instance_id == instance_id, EngineTimer.due_at <= now
+                )
+            ).scalars()
+        ]
 
         def act(workflow):
             workflow.refresh_timers()
             workflow.do_engine_steps()
 
         try:
-            report = _unit_of_work(instance, None, act, "timer.fire", {"elements": due},
-                                   incident_kind="timer")
+            report = _unit_of_work(
+                instance, None, act, "timer.fire", {"elements": due}, incident_kind="timer"
+            )
         except EngineFailure:
             _postpone_timers(instance_id, now)
             continue
@@ -638,18 +810,23 @@ def fire_due_timers(now: datetime | None = None, limit: int = 200) -> int:
 
 def _postpone_timers(instance_id: int, now: datetime) -> None:
     """After a failed firing, retry the instance's due timers in 5 minutes (no hot loop)."""
-    for timer in db.session.execute(select(EngineTimer).where(
-            EngineTimer.instance_id == instance_id, EngineTimer.due_at <= now)).scalars():
+    for timer in db.session.execute(
+        select(EngineTimer).where(EngineTimer.instance_id == instance_id, EngineTimer.due_at <= now)
+    ).scalars():
         timer.due_at = now + timedelta(minutes=5)
     db.session.commit()
 
 
 def run_due_jobs(limit: int = 100) -> int:
     """Run the pending service tasks that are due; return how many ran."""
-    job_ids = list(db.session.execute(
-        select(EngineJob.id).where(EngineJob.status == JobStatus.PENDING,
-                                   EngineJob.due_at <= utcnow())
-        .order_by(EngineJob.due_at).limit(limit)).scalars())
+    job_ids = list(
+        db.session.execute(
+            select(EngineJob.id)
+            .where(EngineJob.status == JobStatus.PENDING, EngineJob.due_at <= utcnow())
+            .order_by(EngineJob.due_at)
+            .limit(limit)
+        ).scalars()
+    )
     db.session.rollback()
     for job_id in job_ids:
         for follow_up in run_job(job_id):
@@ -687,17 +864,23 @@ def run_job(job_id: int) -> list[int]:
     job.attempts += 1
     job.updated_at = utcnow()
     report = runtime.save(instance, workflow, None)
-    audit.record("job.done", object_type="process_instance", object_id=instance.id,
-                 data={"job": job.id, "handler": job.handler, "element_id": job.element_id})
-    for incident in db.session.execute(select(Incident).where(
-            Incident.job_id == job.id, Incident.resolved_at.is_(None))).scalars():
+    audit.record(
+        "job.done",
+        object_type="process_instance",
+        object_id=instance.id,
+        data={"job": job.id, "handler": job.handler, "element_id": job.element_id},
+    )
+    for incident in db.session.execute(
+        select(Incident).where(Incident.job_id == job.id, Incident.resolved_at.is_(None))
+    ).scalars():
         incident.resolved_at = utcnow()
     db.session.commit()
     return report.new_jobs
 
 
-def _job_failed(job_id: int, instance_id: int, element_id: str, handler: str,
-                exc: Exception) -> None:
+def _job_failed(
+    job_id: int, instance_id: int, element_id: str, handler: str, exc: Exception
+) -> None:
     job = db.session.get(EngineJob, job_id)
     job.attempts += 1
     cause = exc.__cause__ or getattr(exc, "exception", None) or exc
@@ -707,10 +890,13 @@ def _job_failed(job_id: int, instance_id: int, element_id: str, handler: str,
         job.status = JobStatus.FAILED
     else:
         job.due_at = utcnow() + timedelta(seconds=30 * 2 ** (job.attempts - 1))
-    message = (f"Le gestionnaire « {handler} » a échoué (tentative {job.attempts}/"
-               f"{MAX_JOB_ATTEMPTS}) : {job.last_error}")
-    incident = db.session.execute(select(Incident).where(
-        Incident.job_id == job_id, Incident.resolved_at.is_(None))).scalar_one_or_none()
+    message = (
+        f"Le gestionnaire « {handler} » a échoué (tentative {job.attempts}/"
+        f"{MAX_JOB_ATTEMPTS}) : {job.last_error}"
+    )
+    incident = db.session.execute(
+        select(Incident).where(Incident.job_id == job_id, Incident.resolved_at.is_(None))
+    ).scalar_one_or_none()
     if incident is None:
         _record_incident(instance_id, "job", element_id, message, None, job_id=job_id)
     else:
@@ -737,8 +923,13 @@ def retry_incident(incident_id: int, actor: User) -> Incident:
     if incident.resolved_at is not None:
         raise Conflict("Cet incident est déjà résolu.")
     job_id = incident.job_id
-    audit.record("incident.retry", actor=actor, object_type="process_instance",
-                 object_id=incident.instance_id, data={"incident": incident.id})
+    audit.record(
+        "incident.retry",
+        actor=actor,
+        object_type="process_instance",
+        object_id=incident.instance_id,
+        data={"incident": incident.id},
+    )
     if job_id is not None:
         job = db.session.get(EngineJob, job_id)
         job.status, job.due_at = JobStatus.PENDING, utcnow()

@@ -33,7 +33,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from app.engine import sandbox
 
-__all__ = ["BpmnEvent", "BpmnWorkflow", "TaskState", "SpiffWorkflowException", "UserTask"]
+__all__ = ["BpmnEvent", "BpmnWorkflow", "SpiffWorkflowException", "TaskState", "UserTask"]
 
 CAMUNDA = "{" + CAMUNDA_MODEL_NS + "}"
 ASSIGNMENT_ATTRIBUTES = {
@@ -111,8 +111,9 @@ class HandlerServiceTaskConverter(TaskSpecConverter):
 
 class _ServiceTaskParser(_StructuredExtensions, CamundaTaskParser):
     def create_task(self):
-        return self.spec_class(self.spec, self.bpmn_id, handler=handler_name(self.node),
-                               **self.bpmn_attributes)
+        return self.spec_class(
+            self.spec, self.bpmn_id, handler=handler_name(self.node), **self.bpmn_attributes
+        )
 
 
 def _structured(parser_class: type) -> type:
@@ -123,8 +124,9 @@ class MissiveParser(CamundaParser):
     """CamundaParser that also reads assignment attributes and named service handlers."""
 
     OVERRIDE_PARSER_CLASSES = {
-        tag: ((_structured(parser), spec) if issubclass(parser, CamundaTaskParser)
-              else (parser, spec))
+        tag: (
+            (_structured(parser), spec) if issubclass(parser, CamundaTaskParser) else (parser, spec)
+        )
         for tag, (parser, spec) in CamundaParser.OVERRIDE_PARSER_CLASSES.items()
     }
     OVERRIDE_PARSER_CLASSES[full_tag("serviceTask")] = (_ServiceTaskParser, HandlerServiceTask)
@@ -176,18 +178,23 @@ SERIALIZER = _serializer()
 
 def spec_to_json(spec, subprocess_specs: dict) -> str:
     """Serialize a process spec and the specs it calls, once per definition version."""
-    return json.dumps({
-        "spec": SERIALIZER.to_dict(spec),
-        "subprocess_specs": {name: SERIALIZER.to_dict(s) for name, s in subprocess_specs.items()},
-    })
+    return json.dumps(
+        {
+            "spec": SERIALIZER.to_dict(spec),
+            "subprocess_specs": {
+                name: SERIALIZER.to_dict(s) for name, s in subprocess_specs.items()
+            },
+        }
+    )
 
 
 def specs_from_json(text: str) -> tuple[Any, dict]:
     """Restore the spec objects of a definition version."""
     bundle = json.loads(text)
     spec = SERIALIZER.from_dict(bundle["spec"])
-    subprocess_specs = {name: SERIALIZER.from_dict(s)
-                        for name, s in bundle["subprocess_specs"].items()}
+    subprocess_specs = {
+        name: SERIALIZER.from_dict(s) for name, s in bundle["subprocess_specs"].items()
+    }
     return spec, subprocess_specs
 
 
@@ -204,8 +211,9 @@ def workflow_state(workflow: BpmnWorkflow) -> str:
     return json.dumps(dct, cls=SERIALIZER._encoder_cls)
 
 
-def restore_workflow(state: str, spec, subprocess_specs: dict,
-                     script_engine: MissiveScriptEngine) -> BpmnWorkflow:
+def restore_workflow(
+    state: str, spec, subprocess_specs: dict, script_engine: MissiveScriptEngine
+) -> BpmnWorkflow:
     """Rebuild a workflow from its stored state and its version's (shared) spec objects."""
     dct = json.loads(state, cls=SERIALIZER.json_decoder_cls)
     SERIALIZER.migrate(dct)
@@ -216,7 +224,6 @@ def restore_workflow(state: str, spec, subprocess_specs: dict,
     return workflow
 
 
-def new_workflow(spec, subprocess_specs: dict, script_engine: MissiveScriptEngine
-                 ) -> BpmnWorkflow:
+def new_workflow(spec, subprocess_specs: dict, script_engine: MissiveScriptEngine) -> BpmnWorkflow:
     """Create a fresh workflow for a spec."""
     return BpmnWorkflow(spec, subprocess_specs, script_engine=script_engine)

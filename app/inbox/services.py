@@ -18,9 +18,12 @@ def task_query(user: User, scope: str) -> Select:
     all (both, or every open task for an admin)."""
     stmt = select(HumanTask).where(HumanTask.status == TaskStatus.OPEN)
     mine = HumanTask.assignee_id == user.id
-    candidate_ids = select(TaskCandidate.task_id).where(or_(
-        TaskCandidate.user_id == user.id,
-        TaskCandidate.group_name.in_(user.group_names) if user.group_names else False))
+    candidate_ids = select(TaskCandidate.task_id).where(
+        or_(
+            TaskCandidate.user_id == user.id,
+            TaskCandidate.group_name.in_(user.group_names) if user.group_names else False,
+        )
+    )
     basket = HumanTask.assignee_id.is_(None) & HumanTask.id.in_(candidate_ids)
     if scope == "mine":
         return stmt.where(mine)
@@ -31,8 +34,9 @@ def task_query(user: User, scope: str) -> Select:
     return stmt.where(or_(mine, basket))
 
 
-def list_tasks(user: User, scope: str, *, cursor: str | None, limit: int,
-               process_key: str | None = None) -> tuple[list[HumanTask], str | None]:
+def list_tasks(
+    user: User, scope: str, *, cursor: str | None, limit: int, process_key: str | None = None
+) -> tuple[list[HumanTask], str | None]:
     """One page of tasks ordered by due date (undated last), then id."""
     stmt = task_query(user, scope)
     if process_key:
@@ -42,7 +46,10 @@ def list_tasks(user: User, scope: str, *, cursor: str | None, limit: int,
 
     due = func.coalesce(HumanTask.due_at, far)
     return keyset_page(
-        stmt, [due, HumanTask.id], cursor=cursor, limit=limit,
+        stmt,
+        [due, HumanTask.id],
+        cursor=cursor,
+        limit=limit,
         key=lambda t: [(t.due_at or far).isoformat(), t.id],
         convert=lambda v: [datetime.fromisoformat(v[0]), int(v[1])],
     )
