@@ -80,6 +80,7 @@ def make_app(backend: str, workdir: Path, **overrides):
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": url.replace("postgresql://", "postgresql+psycopg://", 1),
         "MISSIVE_STORAGE": str(workdir / "storage"),
+        "MISSIVE_FORMS_DIRS": str(Path(__file__).parent / "fixtures" / "forms"),
         "SERVER_NAME": None,
         **overrides,
     }

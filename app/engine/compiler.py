@@ -314,7 +314,7 @@ class _ProcessChecker:
     def run(self) -> None:
         self.check_elements()
         self.check_start_events(self.process, top=True)
-        for element in self.process.iter():
+        for element in list(self.process.iter()):  # handlers may remove elements
             if not _is_bpmn(element):
                 continue
             local = _local(element)
@@ -366,8 +366,11 @@ class _ProcessChecker:
 
     @staticmethod
     def _owner(element):
-        """The element itself, or its nearest ancestor with an id (to name it in a message)."""
+        """The element to name in a message: an event for its definition, else the element
+        itself or its nearest ancestor with an id."""
         node = element
+        if _local(node).endswith("EventDefinition") and node.getparent() is not None:
+            node = node.getparent()
         while node is not None and not node.get("id"):
             node = node.getparent()
         return node if node is not None else element
@@ -457,6 +460,13 @@ class _ProcessChecker:
             return
         if not (element.text or "").strip():
             element.getparent().remove(element)  # empty condition == no condition
+            return
+        if element.text.strip().startswith("="):
+            self.fail(
+                flow,
+                f"La condition de {_label(flow)} est une expression FEEL (« = … », "
+                "Camunda 8), non prise en charge ; écrivez-la en Python ou en ${…}.",
+            )
             return
         self._rewrite(element, element.text, "La condition", flow)
 
@@ -633,6 +643,49 @@ class _ProcessChecker:
             self._rewrite(condition, condition.text, "La condition de boucle", element.getparent())
 
 
+RESERVED_IDS = {"Start", "End", "Root"}
+_REFERENCE_ATTRIBUTES = ("sourceRef", "targetRef", "attachedToRef", "default")
+_REFERENCE_ELEMENTS = ("incoming", "outgoing", "flowNodeRef", "sourceRef", "targetRef")
+
+
+def protect_reserved_ids(root) -> dict[str, str]:
+    """Rename elements whose id SpiffWorkflow uses internally ("Start", "End"…).
+
+    A diagram with ``<startEvent id="Start">`` otherwise loses every task silently. The
+    renamed ids are put back on the compiled specs (``restore_reserved_ids``), so task
+    rows and error messages still name the element as the analyst drew it.
+    """
+    renamed: dict[str, str] = {}
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        ident = element.get("id")
+        if ident in RESERVED_IDS or (ident and ident.endswith(".EndJoin")):
+            new = f"{ident}__missive"
+            element.set("id", new)
+            renamed[ident] = new
+    if not renamed:
+        return {}
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        for attribute in _REFERENCE_ATTRIBUTES:
+            if element.get(attribute) in renamed:
+                element.set(attribute, renamed[element.get(attribute)])
+        if _local(element) in _REFERENCE_ELEMENTS and (element.text or "").strip() in renamed:
+            element.text = renamed[element.text.strip()]
+    return {new: old for old, new in renamed.items()}
+
+
+def restore_reserved_ids(specs, renamed: dict[str, str]) -> None:
+    """Give compiled task specs back the element ids of the diagram."""
+    for spec in specs:
+        for task_spec in spec.task_specs.values():
+            original = renamed.get(getattr(task_spec, "bpmn_id", None))
+            if original:
+                task_spec.bpmn_id = original
+
+
 def _dmn_decisions(document: _Document) -> list[Any]:
     return [d for d in document.root if isinstance(d.tag, str) and _local(d) == "decision"]
 
@@ -766,7 +819,7 @@ def _check_decision(document: _Document, decision, problems: list[Problem]) -> N
             if _local(entry) == "inputEntry":
                 translated = feel_unary_test(text_node.text)
                 if translated is None:
-                    text_node.text = ""
+                    text_node.text = "-"  # SpiffWorkflow's spelling of "any value"
                     continue
                 probe = translated.replace("?", "v")
             elif _local(entry) == "outputEntry":
@@ -926,8 +979,10 @@ def compile_files(
         return result
 
     parser = MissiveParser()
+    renamed: dict[str, str] = {}
     try:
         for document in bpmn_docs:
+            renamed.update(protect_reserved_ids(document.root))
             parser.add_bpmn_xml(document.root.getroottree(), filename=document.filename)
         for document, decision in decisions.values():
             parser.add_dmn_xml(_decision_document(document, decision), filename=document.filename)
@@ -990,6 +1045,7 @@ def compile_files(
         try:
             spec = parser.get_spec(key)
             subprocess_specs = parser.get_subprocess_specs(key)
+            restore_reserved_ids([spec, *subprocess_specs.values()], renamed)
             spec_json = spec_to_json(spec, subprocess_specs)
         except Exception as exc:  # idem: structured, never a traceback
             result.problems.append(_spiff_problem(document.filename, exc))

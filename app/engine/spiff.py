@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnEvent
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
@@ -27,7 +28,10 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, CamundaTaskParser
 from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG as CAMUNDA_CONFIG
+from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 from SpiffWorkflow.camunda.specs.user_task import UserTask
+from SpiffWorkflow.dmn.engine.DMNEngine import DMNEngine
+from SpiffWorkflow.dmn.serializer.task_spec import BaseBusinessRuleTaskConverter
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
@@ -164,9 +168,49 @@ class MissiveScriptEngine(PythonScriptEngine):
         self._call_handler(task, handler)
 
 
+class StrictDMNEngine(DMNEngine):
+    """Decision tables with the hit policies as DMN defines them.
+
+    SpiffWorkflow treats UNIQUE as FIRST (the first matching rule wins silently); here
+    UNIQUE refuses an ambiguous table, FIRST takes the first match in rule order and
+    COLLECT returns every match as lists.
+    """
+
+    def decide(self, task):
+        return [
+            rule for rule in self.decision_table.rules if self._DMNEngine__check_rule(rule, task)
+        ]
+
+    def result(self, task):
+        policy = (self.decision_table.hit_policy or "UNIQUE").upper()
+        matched = self.decide(task)
+        if policy == "COLLECT":
+            result: dict = {}
+            for rule in matched:
+                for key, value in rule.output_as_dict(task).items():
+                    result.setdefault(key, []).append(value)
+            return result
+        if policy == "UNIQUE" and len(matched) > 1:
+            rows = ", ".join(str(rule.row_number) for rule in matched)
+            raise WorkflowTaskException(
+                f"Table de décision « {self.decision_table.name or self.decision_table.id} » "
+                f"(UNIQUE) : plusieurs règles s'appliquent (lignes {rows}).",
+                task=task,
+            )
+        return matched[0].output_as_dict(task) if matched else {}
+
+
+class StrictBusinessRuleTaskConverter(BaseBusinessRuleTaskConverter):
+    def from_dict(self, dct):
+        table = self.decision_table_from_dict(dct.pop("decision_table"))
+        dct["dmnEngine"] = StrictDMNEngine(table)
+        return self.task_spec_from_dict(dct)
+
+
 def _serializer() -> BpmnWorkflowSerializer:
     config = dict(CAMUNDA_CONFIG)
     config[HandlerServiceTask] = HandlerServiceTaskConverter
+    config[BusinessRuleTask] = StrictBusinessRuleTaskConverter
     # CAMUNDA_CONFIG drops the default message definition, yet receiveTask/sendTask still
     # create it under CamundaParser: without this they cannot be serialized.
     config[BpmnMessageEventDefinition] = BpmnMessageEventDefinitionConverter

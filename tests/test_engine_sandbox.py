@@ -1,0 +1,129 @@
+"""The expression sandbox refuses the known escapes and keeps the useful subset."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.engine.sandbox import (
+    SandboxError,
+    check_script,
+    evaluate,
+    execute,
+    normalise_expression,
+    translate_camunda,
+)
+
+ESCAPES = [
+    "().__class__.__base__.__subclasses__()",
+    "[].__class__.__mro__[1].__subclasses__()",
+    "__import__('os').system('id')",
+    "open('/etc/passwd').read()",
+    "eval('1+1')",
+    "exec('x=1')",
+    "compile('1', 'x', 'eval')",
+    "getattr(x, '__class__')",
+    "globals()",
+    "type(x).__subclasses__(x)",
+    "(lambda: 1)()",
+    "'{0.__class__}'.format(x)",
+    "x.__dict__",
+    "_private",
+    "9 ** 9 ** 9",
+    "'a' * 10 ** 9",
+    "[i for i in range(10 ** 8)]",
+]
+
+
+@pytest.mark.parametrize("expression", ESCAPES)
+def test_known_escapes_are_refused(expression):
+    with pytest.raises(SandboxError):
+        evaluate(expression, {"x": 1})
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(SandboxError, match="Variable inconnue : montant"):
+        evaluate("montant > 5000", {"amount": 1})
+
+
+def test_conditions_on_case_data_work():
+    data = {"amount": 6000, "type": "facture", "case": {"service": "routes"}, "tags": ["a"]}
+    assert evaluate("amount > 5000 and type == 'facture'", data) is True
+    assert evaluate("case.service == 'routes'", data) is True
+    assert evaluate("len(tags) == 1 and 'a' in tags", data) is True
+    assert evaluate("type.upper()", data) == "FACTURE"
+
+
+@pytest.mark.parametrize(
+    ("camunda", "python"),
+    [
+        ("${approved}", "approved"),
+        ("${amount > 5000 && type == 'facture'}", "amount > 5000 and type == 'facture'"),
+        ("${!approved || urgent}", "not approved or urgent"),
+        ("${decision != 'approve'}", "decision != 'approve'"),
+        ("${x eq 'oui' and y ne null}", "x == 'oui' and y != None"),
+        ("${empty pieces}", "not pieces"),
+        ("#{dossier.montant ge 100}", "dossier.montant >= 100"),
+    ],
+)
+def test_camunda_expressions_are_translated(camunda, python):
+    assert translate_camunda(camunda) == python
+
+
+@pytest.mark.parametrize(
+    "camunda",
+    [
+        "${execution.getVariable('x')}",
+        "${task.assignee}",
+        "${a.equals('b')}",
+        "${dateTime().plusDays(5)}",
+        "${x ? 'a' : 'b'}",
+        "${__import__('os')}",
+    ],
+)
+def test_camunda_java_idioms_are_refused_with_a_message(camunda):
+    with pytest.raises(SandboxError, match="non prise en charge"):
+        normalise_expression(camunda)
+
+
+def test_scripts_assign_loop_and_branch():
+    data = {"lines": [{"price": 2, "qty": 3}, {"price": 5, "qty": 1}]}
+    execute(
+        "total = 0\nfor l in lines:\n    total += l['price'] * l['qty']\n"
+        "if total > 10:\n    level = 'haut'\nelse:\n    level = 'bas'\n"
+        "codes = [l['price'] for l in lines]\ncodes[0] = 99",
+        data,
+    )
+    assert (data["total"], data["level"], data["codes"]) == (11, "haut", [99, 5])
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "import os",
+        "from os import system",
+        "while True:\n    pass",
+        "def f():\n    pass",
+        "class A:\n    pass",
+        "try:\n    x = 1\nexcept Exception:\n    pass",
+        "with open('f') as f:\n    pass",
+        "x = ().__class__",
+        "del lines",
+        "global x",
+        "raise ValueError()",
+    ],
+)
+def test_scripts_outside_the_subset_are_refused_before_running(script):
+    with pytest.raises(SandboxError):
+        check_script(script)
+
+
+def test_runaway_loop_is_stopped():
+    with pytest.raises(SandboxError):
+        execute("for i in range(10 ** 6):\n    x = i", {})
+    with pytest.raises(SandboxError, match="limite"):
+        execute("for i in range(10000):\n    for j in range(10000):\n        x = j", {})
+
+
+def test_helpers_cannot_be_overwritten_by_a_script():
+    with pytest.raises(SandboxError, match="réservé"):
+        execute("len = 3", {})
