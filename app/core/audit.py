@@ -8,13 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import ForeignKey, String, select, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, String, event, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.db import JSONType, UTCDateTime, utcnow
 from app.core.extensions import db
 
 GENESIS = "0" * 64
+_TAIL = "missive.audit_tail"
 _PG_LOCK_KEY = 7_310_001  # pg_advisory_xact_lock key that serialises chain appends
 
 
@@ -64,17 +65,25 @@ def record(
     object_id: Any = None,
     data: dict | None = None,
 ) -> AuditEvent:
-    """Append an event to the chain inside the caller's transaction (flushed, not committed)."""
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-    previous = db.session.execute(
-        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-    ).scalar()
+    """Append an event to the chain inside the caller's transaction (written at its flush)."""
+    session = db.session()
+    previous = session.info.get(_TAIL)
+    if previous is None:
+        if db.engine.dialect.name == "postgresql":
+            # Lock first, then read the chain's end in a new statement: under READ COMMITTED
+            # only a statement started after the lock sees the previous holder's event.
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        previous = (
+            session.execute(
+                select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+            ).scalar()
+            or GENESIS
+        )
     actor_id = getattr(actor, "id", actor) if actor is not None else None
     at = utcnow()
     clean = json.loads(json.dumps(data or {}, default=str))
     oid = None if object_id is None else str(object_id)
-    event = AuditEvent(
+    entry = AuditEvent(
         at=at,
         actor_id=actor_id,
         action=action,
@@ -82,31 +91,39 @@ def record(
         object_id=oid,
         data=clean,
         ip=request.remote_addr if has_request_context() else None,
-        prev_hash=previous or GENESIS,
+        prev_hash=previous,
     )
-    event.hash = _digest(event.prev_hash, at, actor_id, action, object_type, oid, clean)
-    db.session.add(event)
-    db.session.flush()
-    return event
+    entry.hash = _digest(entry.prev_hash, at, actor_id, action, object_type, oid, clean)
+    session.add(entry)
+    session.info[_TAIL] = entry.hash
+    return entry
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_tail(session, *args) -> None:
+    # The tail (and the chain lock) only hold inside the transaction that read them.
+    session.info.pop(_TAIL, None)
 
 
 def verify_chain() -> list[int]:
     """Return the ids of events whose hash or link is wrong (empty when the chain is intact)."""
     broken: list[int] = []
     previous = GENESIS
-    for event in db.session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars():
+    for entry in db.session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars():
         expected = _digest(
-            event.prev_hash,
-            event.at,
-            event.actor_id,
-            event.action,
-            event.object_type,
-            event.object_id,
-            event.data,
+            entry.prev_hash,
+            entry.at,
+            entry.actor_id,
+            entry.action,
+            entry.object_type,
+            entry.object_id,
+            entry.data,
         )
-        if event.prev_hash != previous or event.hash != expected:
-            broken.append(event.id)
-        previous = event.hash
+        if entry.prev_hash != previous or entry.hash != expected:
+            broken.append(entry.id)
+        previous = entry.hash
     return broken
 
 

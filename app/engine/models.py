@@ -51,8 +51,9 @@ class ProcessVersion(db.Model):
     name: Mapped[str] = mapped_column(String(300))
     content_hash: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(300))
-    source: Mapped[str] = mapped_column(Text)
-    spec: Mapped[str] = mapped_column(Text)
+    # Large and rarely needed: loaded on access only (specs are cached once restored).
+    source: Mapped[str] = mapped_column(Text, deferred=True)
+    spec: Mapped[str] = mapped_column(Text, deferred=True)
     forms: Mapped[dict] = mapped_column(JSONType, default=dict)
     called_versions: Mapped[dict] = mapped_column(JSONType, default=dict)
     decision_keys: Mapped[list] = mapped_column(JSONType, default=list)
@@ -113,6 +114,9 @@ class ProcessInstance(db.Model):
     title: Mapped[str | None] = mapped_column(String(500))
     state: Mapped[str] = mapped_column(Text)
     summary: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # What the derived rows (timers, subscriptions, jobs) were last synced from, so an
+    # unchanged wait costs no statement.
+    waiting: Mapped[dict] = mapped_column(JSONType, default=dict)
     lock_version: Mapped[int] = mapped_column(Integer, default=1)
     initiator_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL"), index=True

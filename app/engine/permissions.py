@@ -11,7 +11,7 @@ from app.engine.models import HumanTask, ProcessInstance, TaskCandidate, TaskSta
 
 def is_candidate(user, task: HumanTask) -> bool:
     """True when the user is a candidate of the task (by group or by name)."""
-    if user.id in {c.user_id for c in task.candidates if c.user_id}:
+    if user.email in (task.candidate_users or []):
         return True
     return bool(set(user.group_names) & set(task.candidate_groups or []))
 

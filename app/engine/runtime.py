@@ -131,6 +131,26 @@ def lock_instance(instance_id: int) -> ProcessInstance:
     return instance
 
 
+def lock_task(task_id: int) -> tuple[HumanTask, ProcessInstance]:
+    """Load a task with its instance, the instance row locked, both fresh, in one query.
+
+    On PostgreSQL a waiting transaction re-reads both rows once the lock is granted, so a
+    task completed meanwhile is seen as completed.
+    """
+    stmt = (
+        select(HumanTask, ProcessInstance)
+        .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+        .where(HumanTask.id == task_id)
+        .execution_options(populate_existing=True)
+    )
+    if db.engine.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=[ProcessInstance, HumanTask])
+    row = db.session.execute(stmt).one_or_none()
+    if row is None:
+        raise NotFound("Tâche introuvable.")
+    return row[0], row[1]
+
+
 def restore(instance: ProcessInstance) -> BpmnWorkflow:
     """Rebuild the workflow of an instance."""
     spec, subprocess_specs = version_specs(instance.version)
@@ -160,19 +180,20 @@ class SaveReport:
 
 
 def save(instance: ProcessInstance, workflow: BpmnWorkflow, actor: User | None) -> SaveReport:
-    """Serialize once and bring the derived rows in line with the workflow."""
-    instance.state = workflow_state(workflow)
-    instance.lock_version += 1
-    instance.updated_at = utcnow()
-    instance.summary = _summary(_last_data(workflow))
-    if workflow.is_completed() and instance.status == InstanceStatus.RUNNING:
-        instance.status = InstanceStatus.COMPLETED
-        instance.ended_at = utcnow()
+    """Serialize once and bring the derived rows in line with the workflow (one flush)."""
     report = SaveReport()
-    report.new_tasks = _sync_human_tasks(instance, workflow, actor)
-    _sync_timers(instance, workflow)
-    _sync_messages(instance, workflow)
-    report.new_jobs = _sync_jobs(instance, workflow)
+    with db.session.no_autoflush:
+        report.new_tasks = _sync_human_tasks(instance, workflow, actor)
+        instance.state = workflow_state(workflow)
+        instance.lock_version += 1
+        instance.updated_at = utcnow()
+        instance.summary = _summary(_last_data(workflow))
+        if workflow.is_completed() and instance.status == InstanceStatus.RUNNING:
+            instance.status = InstanceStatus.COMPLETED
+            instance.ended_at = utcnow()
+        _sync_timers(instance, workflow)
+        _sync_messages(instance, workflow)
+        report.new_jobs = _sync_jobs(instance, workflow)
     db.session.flush()
     return report
 
@@ -210,6 +231,7 @@ def _sync_human_tasks(instance, workflow, actor) -> list[HumanTask]:
         ).scalars()
     }
     now = utcnow()
+    closed: list[int] = []
     for spiff_id, row in open_rows.items():
         if spiff_id in ready:
             continue
@@ -220,7 +242,9 @@ def _sync_human_tasks(instance, workflow, actor) -> list[HumanTask]:
         else:
             row.status = TaskStatus.CANCELLED
         row.completed_at = now
-        row.candidates.clear()
+        closed.append(row.id)
+    if closed:  # the inbox's join table only holds open tasks
+        db.session.execute(delete(TaskCandidate).where(TaskCandidate.task_id.in_(closed)))
     created = []
     for spiff_id, task in ready.items():
         if spiff_id not in open_rows:
@@ -236,7 +260,7 @@ def _new_human_task(instance: ProcessInstance, task, now: datetime) -> HumanTask
     data = task.data
     name = spec.bpmn_name or spec.bpmn_id
     groups = _names(_attribute(ext.get("candidate_groups"), data))
-    users = _names(_attribute(ext.get("candidate_users"), data))
+    users = [u.lower() for u in _names(_attribute(ext.get("candidate_users"), data))]
     assignee = _attribute(ext.get("assignee"), data)
     if not groups and not users and not assignee and spec.lane:
         groups = [_lane_group(spec.lane)]
@@ -422,21 +446,27 @@ def _timer_due(task) -> datetime | None:
 
 
 def _sync_timers(instance, workflow) -> None:
-    db.session.execute(delete(EngineTimer).where(EngineTimer.instance_id == instance.id))
-    if instance.status != InstanceStatus.RUNNING:
+    timers = []
+    if instance.status == InstanceStatus.RUNNING:
+        for task in _waiting(workflow):
+            due = _timer_due(task)
+            if due is not None:
+                timers.append((str(task.id), task.task_spec.bpmn_id, task.task_spec.bpmn_name, due))
+    fingerprint = sorted(f"{t[0]}@{t[3].isoformat()}" for t in timers)
+    if fingerprint == (instance.waiting or {}).get("timers", []):
         return
-    for task in _waiting(workflow):
-        due = _timer_due(task)
-        if due is not None:
-            db.session.add(
-                EngineTimer(
-                    instance_id=instance.id,
-                    spiff_task_id=str(task.id),
-                    element_id=task.task_spec.bpmn_id,
-                    name=task.task_spec.bpmn_name,
-                    due_at=due,
-                )
+    db.session.execute(delete(EngineTimer).where(EngineTimer.instance_id == instance.id))
+    for spiff_id, element_id, name, due in timers:
+        db.session.add(
+            EngineTimer(
+                instance_id=instance.id,
+                spiff_task_id=spiff_id,
+                element_id=element_id,
+                name=name,
+                due_at=due,
             )
+        )
+    instance.waiting = {**(instance.waiting or {}), "timers": fingerprint}
 
 
 def message_name(task) -> str | None:
@@ -448,22 +478,28 @@ def message_name(task) -> str | None:
 
 
 def _sync_messages(instance, workflow) -> None:
+    expected = []
+    if instance.status == InstanceStatus.RUNNING:
+        for task in _waiting(workflow):
+            name = message_name(task)
+            if name and task.has_state(TaskState.WAITING):
+                expected.append((str(task.id), name))
+    fingerprint = sorted(f"{t}:{n}:{instance.business_key}" for t, n in expected)
+    if fingerprint == (instance.waiting or {}).get("messages", []):
+        return
     db.session.execute(
         delete(MessageSubscription).where(MessageSubscription.instance_id == instance.id)
     )
-    if instance.status != InstanceStatus.RUNNING:
-        return
-    for task in _waiting(workflow):
-        name = message_name(task)
-        if name and task.has_state(TaskState.WAITING):
-            db.session.add(
-                MessageSubscription(
-                    instance_id=instance.id,
-                    spiff_task_id=str(task.id),
-                    message_name=name,
-                    correlation_key=instance.business_key,
-                )
+    for spiff_id, name in expected:
+        db.session.add(
+            MessageSubscription(
+                instance_id=instance.id,
+                spiff_task_id=spiff_id,
+                message_name=name,
+                correlation_key=instance.business_key,
             )
+        )
+    instance.waiting = {**(instance.waiting or {}), "messages": fingerprint}
 
 
 def _sync_jobs(instance, workflow) -> list[int]:
@@ -472,6 +508,8 @@ def _sync_jobs(instance, workflow) -> list[int]:
         for t in workflow.get_tasks(state=TaskState.READY)
         if isinstance(t.task_spec, HandlerServiceTask)
     }
+    if not ready and not (instance.waiting or {}).get("jobs"):
+        return []
     existing = {
         job.spiff_task_id: job
         for job in db.session.execute(
@@ -498,4 +536,5 @@ def _sync_jobs(instance, workflow) -> list[int]:
             db.session.add(job)
             db.session.flush()
             created.append(job.id)
+    instance.waiting = {**(instance.waiting or {}), "jobs": sorted(ready)}
     return created

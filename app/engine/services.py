@@ -663,14 +663,9 @@ def assign_task(task_id: int, assignee: User, actor: User, reason: str = "") -> 
 
 def complete_task(task_id: int, data: dict | None, actor: User) -> HumanTask:
     """Complete a task with form data (422 on invalid data, 409 if someone was faster)."""
-    task = get_task(task_id, actor, "complete")
+    task, instance = runtime.lock_task(task_id)
+    _require_task(actor, "complete", task)
     data = _check_data(data, task_form(task), "Le formulaire contient des erreurs.")
-    instance = runtime.lock_instance(task.instance_id)
-    db.session.refresh(task)
-    if task.status != TaskStatus.OPEN:
-        raise Conflict("Cette tâche vient d'être terminée par un autre agent.")
-    if task.assignee_id not in (None, actor.id) and not actor.is_admin:
-        raise Conflict("Cette tâche est prise par un autre agent.")
     runtime.require_running(instance)
     if task.assignee_id is None:
         task.assignee_id, task.claimed_at = actor.id, utcnow()
@@ -692,7 +687,6 @@ def complete_task(task_id: int, data: dict | None, actor: User) -> HumanTask:
     )
     db.session.commit()
     _after_commit(report)
-    db.session.refresh(task)
     return task
 
 

@@ -22,6 +22,10 @@ from SpiffWorkflow.bpmn.serializer.config import (
 from SpiffWorkflow.bpmn.serializer.config import (
     MessageEventDefinitionConverter as BpmnMessageEventDefinitionConverter,
 )
+from SpiffWorkflow.bpmn.serializer.default.workflow import (
+    BpmnWorkflowConverter,
+    WorkflowConverter,
+)
 from SpiffWorkflow.bpmn.serializer.helpers.spec import TaskSpecConverter
 from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -207,10 +211,22 @@ class StrictBusinessRuleTaskConverter(BaseBusinessRuleTaskConverter):
         return self.task_spec_from_dict(dct)
 
 
+class SpeclessWorkflowConverter(BpmnWorkflowConverter):
+    """Instance state without the specs: they are stored once per version, and the
+    workflow is always restored with the version's (cached) spec objects."""
+
+    def to_dict(self, workflow):
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+
 def _serializer() -> BpmnWorkflowSerializer:
     config = dict(CAMUNDA_CONFIG)
     config[HandlerServiceTask] = HandlerServiceTaskConverter
     config[BusinessRuleTask] = StrictBusinessRuleTaskConverter
+    config[BpmnWorkflow] = SpeclessWorkflowConverter
     # CAMUNDA_CONFIG drops the default message definition, yet receiveTask/sendTask still
     # create it under CamundaParser: without this they cannot be serialized.
     config[BpmnMessageEventDefinition] = BpmnMessageEventDefinitionConverter
@@ -249,8 +265,6 @@ def workflow_state(workflow: BpmnWorkflow) -> str:
         dct = SERIALIZER.to_dict(workflow)
     finally:
         SERIALIZER.registry._encoder_mode = False
-    dct.pop("spec", None)
-    dct.pop("subprocess_specs", None)
     dct[SERIALIZER.VERSION_KEY] = SERIALIZER.VERSION
     return json.dumps(dct, cls=SERIALIZER._encoder_cls)
 

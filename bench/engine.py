@@ -1,0 +1,187 @@
+"""Engine benchmark: cost of one task completion through Missive vs raw SpiffWorkflow.
+
+    .venv/bin/python bench/engine.py [--completions 200] [--pg postgresql://…/bench_engine]
+
+Circuit: three user tasks and an exclusive gateway (tests/fixtures/bpmn/camunda_approval.bpmn).
+Missive: services.complete_task (permission check, form validation, row lock, restore,
+complete, engine steps, serialize once, sync human tasks/timers/jobs, audit, commit).
+Raw: SpiffWorkflow deserialize → complete → serialize with its own JSON serializer, in the
+same process and run. Prints the ratio, instances per second, the state size after 50
+rework loops and the peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MISSIVE_HUEY_DB", str(Path(tempfile.mkdtemp()) / "huey.db"))
+os.environ.setdefault("MISSIVE_ARGON2_TIME_COST", "1")
+os.environ.setdefault("MISSIVE_ARGON2_MEMORY_KIB", "1024")
+os.environ.setdefault("MISSIVE_ARGON2_PARALLELISM", "1")
+
+from flask_migrate import upgrade  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.core.extensions import db  # noqa: E402
+
+BPMN = ROOT / "tests" / "fixtures" / "bpmn" / "camunda_approval.bpmn"
+FORMS = ROOT / "tests" / "fixtures" / "forms"
+DRAFT = {"subject": "Réponse à la demande", "signataire": "signataire@bench.test"}
+
+
+def _fresh_pg(url: str) -> str:
+    admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    name = url.rsplit("/", 1)[1]
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def raw_spiff(completions: int) -> dict:
+    """SpiffWorkflow alone: deserialize → complete the READY task → serialize."""
+    from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+    from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+    from SpiffWorkflow.camunda.parser import CamundaParser
+    from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG
+    from SpiffWorkflow.util.task import TaskState
+
+    from app.engine.compiler import protect_reserved_ids, read_document
+
+    document = read_document(BPMN.name, BPMN.read_bytes(), [])
+    protect_reserved_ids(document.root)
+    for condition in document.root.iter("{*}conditionExpression"):  # Python, as Spiff wants
+        condition.text = condition.text.strip()[2:-1]
+    parser = CamundaParser()
+    parser.add_bpmn_xml(document.root.getroottree(), BPMN.name)
+    spec = parser.get_spec("approbation_simple")
+    serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(DEFAULT_CONFIG))
+    states = []
+    for _ in range(completions):
+        workflow = BpmnWorkflow(spec)
+        workflow.do_engine_steps()
+        ready = workflow.get_tasks(state=TaskState.READY)
+        ready[0].data.update({"subject": "Demande"})
+        workflow.do_engine_steps()
+        states.append(serializer.serialize_json(workflow))
+    timings = []
+    for state in states:
+        started = time.perf_counter()
+        workflow = serializer.deserialize_json(state)
+        task = workflow.get_tasks(state=TaskState.READY, manual=True)[0]
+        task.data.update(DRAFT)
+        task.run()
+        workflow.do_engine_steps()
+        serializer.serialize_json(workflow)
+        timings.append(time.perf_counter() - started)
+    return {
+        "median_ms": statistics.median(timings) * 1000,
+        "p95_ms": statistics.quantiles(timings, n=20)[18] * 1000,
+    }
+
+
+def missive(url: str, completions: int) -> dict:
+    """The same completion through Missive's service layer."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "MISSIVE_STORAGE": str(workdir),
+            "MISSIVE_FORMS_DIRS": str(FORMS),
+            "MISSIVE_ENV": "testing",
+        }
+    )
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    with app.app_context():
+        upgrade()
+        from app.auth.services import create_group, create_user
+        from app.engine import services
+        from app.engine.models import HumanTask, ProcessInstance, TaskStatus
+
+        create_group(name="redaction", label="Rédaction")
+        create_group(name="dgs", label="DGS")
+        agent = create_user(
+            email="agent@bench.test", name="Agent", password="x" * 12, groups=["redaction"]
+        )
+        visa = create_user(email="dgs@bench.test", name="DGS", password="x" * 12, groups=["dgs"])
+        services.deploy([(BPMN.name, BPMN.read_bytes())], None)
+        started = time.perf_counter()
+        instances = [
+            services.start_instance("approbation_simple", {"subject": "Demande"}, agent)
+            for _ in range(completions)
+        ]
+        start_rate = completions / (time.perf_counter() - started)
+        task_ids = [
+            db.session.query(HumanTask.id)
+            .filter_by(instance_id=i.id, status=TaskStatus.OPEN)
+            .scalar()
+            for i in instances
+        ]
+        db.session.commit()
+        timings = []
+        for task_id in task_ids:
+            began = time.perf_counter()
+            services.complete_task(task_id, DRAFT, agent)
+            timings.append(time.perf_counter() - began)
+        # state size after 50 rework loops (draft → visa rejected → draft …)
+        loop = services.start_instance("approbation_simple", {"subject": "Boucle"}, agent)
+
+        def open_id(element):
+            return (
+                db.session.query(HumanTask.id)
+                .filter_by(instance_id=loop.id, status=TaskStatus.OPEN, element_id=element)
+                .scalar()
+            )
+
+        for n in range(50):
+            services.complete_task(open_id("Task_redaction"), DRAFT, agent)
+            services.complete_task(
+                open_id("Task_visa"), {"decision": "reject", "comment": f"Reprise {n}"}, visa
+            )
+        state_size = len(db.session.get(ProcessInstance, loop.id).state)
+    return {
+        "median_ms": statistics.median(timings) * 1000,
+        "p95_ms": statistics.quantiles(timings, n=20)[18] * 1000,
+        "instances_per_s": start_rate,
+        "state_after_50_loops_kb": state_size / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--completions", type=int, default=200)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/bench_engine")
+    args = parser.parse_args()
+    raw = raw_spiff(args.completions)
+    print(
+        f"raw SpiffWorkflow  completion median {raw['median_ms']:.2f} ms  "
+        f"p95 {raw['p95_ms']:.2f} ms"
+    )
+    sqlite_url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    for label, url in (("SQLite", sqlite_url), ("PostgreSQL", _fresh_pg(args.pg))):
+        result = missive(url, args.completions)
+        print(
+            f"Missive {label:<10} completion median {result['median_ms']:.2f} ms  "
+            f"p95 {result['p95_ms']:.2f} ms  ratio {result['median_ms'] / raw['median_ms']:.2f}"
+            f"  starts {result['instances_per_s']:.0f}/s  "
+            f"state after 50 rework loops {result['state_after_50_loops_kb']:.1f} KiB"
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory {peak:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
