@@ -66,6 +66,9 @@ REFUSED = [
     ("miwg_unsupported.bpmn", "refund", "compensation"),
     ("miwg_unsupported.bpmn", "link_throw", "événement de lien"),
     ("miwg_unsupported.bpmn", "ged", "entrepôt de données"),
+    ("sartography_empty_pool.bpmn", "Process_portail", "n'a pas d'événement de début"),
+    ("feel_functions.dmn", "IE_d1", "Cellule invalide (règle 1)"),
+    ("feel_functions.dmn", "Table_any", "Politique de résultat « ANY » non prise en charge"),
 ]
 
 
@@ -94,3 +97,13 @@ def test_unsupported_file_is_refused_naming_the_element(app, filename, element_i
     assert matching, refused.value.errors
     assert any(message in e["message"] for e in matching), matching
     assert all(e["file"] == filename for e in refused.value.errors)
+
+
+def test_parser_bugs_become_structured_errors():
+    from app.engine.compiler import _spiff_problem
+
+    problem = _spiff_problem("f.bpmn", KeyError("{http://camunda.org/schema/1.0/bpmn}x"))
+    assert problem.message.startswith("Le moteur n'a pas pu lire ce diagramme (KeyError")
+    assert (problem.file, problem.element_id) == ("f.bpmn", None)
+    typed = _spiff_problem("f.bpmn", TypeError("'NoneType' object is not iterable"))
+    assert "TypeError" in typed.message

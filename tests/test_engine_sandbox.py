@@ -127,3 +127,7 @@ def test_runaway_loop_is_stopped():
 def test_helpers_cannot_be_overwritten_by_a_script():
     with pytest.raises(SandboxError, match="réservé"):
         execute("len = 3", {})
+
+
+def test_date_helper_reads_python_and_feel_spellings():
+    assert evaluate('date("2026-12-18") == date(2026, 12, 18)', {}) is True

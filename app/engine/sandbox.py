@@ -38,6 +38,13 @@ def _capped_range(*args: int) -> range:
     return values
 
 
+def _date(*args: Any) -> date:
+    """``date(2026, 12, 18)`` as in Python, or ``date("2026-12-18")`` as in FEEL."""
+    if len(args) == 1 and isinstance(args[0], str):
+        return date.fromisoformat(args[0])
+    return date(*args)
+
+
 def _log_print(*args: Any) -> None:
     log.info("script: %s", " ".join(str(a) for a in args))
 
@@ -63,7 +70,7 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "range": _capped_range,
     "print": _log_print,
     "Decimal": Decimal,
-    "date": date,
+    "date": _date,
     "timedelta": timedelta,
     "today": date.today,
     "now": lambda: datetime.now().astimezone(),
