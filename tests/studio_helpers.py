@@ -45,8 +45,9 @@ def linear_circuit(
                 body.append(f"      <bpmn:outgoing>{flow_id}</bpmn:outgoing>")
         body.append(f"    </bpmn:{kind}>")
     for flow_id, source, target in flows:
-        body.append(f'    <bpmn:sequenceFlow id="{flow_id}" sourceRef="{source}" '
-                    f'targetRef="{target}" />')
+        body.append(
+            f'    <bpmn:sequenceFlow id="{flow_id}" sourceRef="{source}" targetRef="{target}" />'
+        )
     body.append("  </bpmn:process>")
     body.append('  <bpmndi:BPMNDiagram id="BPMNDiagram_1">')
     body.append(f'    <bpmndi:BPMNPlane id="BPMNPlane_1" bpmnElement="{key}">')
@@ -56,14 +57,18 @@ def linear_circuit(
         width, height = (36, 36) if kind.endswith("Event") else (100, 80)
         y = 120 - height // 2
         centres[ident] = (x, x + width)
-        body.append(f'      <bpmndi:BPMNShape id="{ident}_di" bpmnElement="{ident}">'
-                    f'<dc:Bounds x="{x}" y="{y}" width="{width}" height="{height}" />'
-                    "</bpmndi:BPMNShape>")
+        body.append(
+            f'      <bpmndi:BPMNShape id="{ident}_di" bpmnElement="{ident}">'
+            f'<dc:Bounds x="{x}" y="{y}" width="{width}" height="{height}" />'
+            "</bpmndi:BPMNShape>"
+        )
         x += width + 60
     for flow_id, source, target in flows:
-        body.append(f'      <bpmndi:BPMNEdge id="{flow_id}_di" bpmnElement="{flow_id}">'
-                    f'<di:waypoint x="{centres[source][1]}" y="120" />'
-                    f'<di:waypoint x="{centres[target][0]}" y="120" /></bpmndi:BPMNEdge>')
+        body.append(
+            f'      <bpmndi:BPMNEdge id="{flow_id}_di" bpmnElement="{flow_id}">'
+            f'<di:waypoint x="{centres[source][1]}" y="120" />'
+            f'<di:waypoint x="{centres[target][0]}" y="120" /></bpmndi:BPMNEdge>'
+        )
     body.append("    </bpmndi:BPMNPlane>")
     body.append("  </bpmndi:BPMNDiagram>")
     body.append("</bpmn:definitions>\n")

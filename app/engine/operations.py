@@ -37,8 +37,12 @@ log = logging.getLogger(__name__)
 MIGRATABLE = (InstanceStatus.RUNNING, InstanceStatus.SUSPENDED)
 # States in which an instance has already acted on a step: those steps must not change.
 _DONE = TaskState.COMPLETED | TaskState.STARTED | TaskState.ERROR
-_REACHED = TaskState.COMPLETED | TaskState.STARTED | TaskState.ERROR | TaskState.READY | (
-    TaskState.WAITING
+_REACHED = (
+    TaskState.COMPLETED
+    | TaskState.STARTED
+    | TaskState.ERROR
+    | TaskState.READY
+    | (TaskState.WAITING)
 )
 # Spec attributes compared by SpiffWorkflow, in words an analyst reads.
 _ATTRIBUTE_LABELS = {
@@ -238,9 +242,9 @@ def _unsafe_reasons(diff, workflow_tasks) -> list[str]:
     for task in workflow_tasks:
         if _bpmn_id(task) is None and task.task_spec.name in ("Root",):
             continue
-        if task in removed and not _under_reset(task):
-            if task.has_state(_DONE | TaskState.READY | TaskState.WAITING):
-                reasons.append(f"L'étape {_label(task)} a été supprimée de la nouvelle version.")
+        reached = task.has_state(_DONE | TaskState.READY | TaskState.WAITING)
+        if task in removed and reached and not _under_reset(task):
+            reasons.append(f"L'étape {_label(task)} a été supprimée de la nouvelle version.")
         if task in changed and task.has_state(_DONE):
             new_spec = diff.alignment.get(task)
             differences = [
@@ -375,9 +379,7 @@ def _apply(instance, target, workflow, top_diff, sub_diffs) -> None:
 
 def _refresh_open_tasks(instance: ProcessInstance, workflow, top_diff) -> list[str]:
     """Drop the inbox rows of open steps whose definition changed: they are rebuilt."""
-    changed_ids = {
-        str(task.id) for task in top_diff.changed if task.has_state(TaskState.READY)
-    }
+    changed_ids = {str(task.id) for task in top_diff.changed if task.has_state(TaskState.READY)}
     rows = list(
         db.session.execute(
             select(HumanTask).where(

@@ -136,9 +136,17 @@ def latest_version(key: str) -> ProcessVersion | None:
     ).scalar_one_or_none()
 
 
-def check_files(files: list[tuple[str, bytes]]) -> tuple[list[dict], list[dict]]:
-    """Validate BPMN/DMN files exactly as deploy would, without deploying: (errors, warnings)."""
-    compilation = compile_files(files, form_registry(), _library())
+def check_files(
+    files: list[tuple[str, bytes]], extra_forms_dir: Path | None = None
+) -> tuple[list[dict], list[dict]]:
+    """Validate BPMN/DMN files exactly as deploy would, without deploying: (errors, warnings).
+
+    ``extra_forms_dir`` adds forms that are not installed yet (a package being imported).
+    """
+    registry = form_registry()
+    if extra_forms_dir is not None:
+        registry = FormRegistry(*registry.directories, extra_forms_dir)
+    compilation = compile_files(files, registry, _library())
     return (
         [p.as_dict() for p in compilation.problems],
         [w.as_dict() for w in compilation.warnings],
