@@ -8,6 +8,7 @@ diagram layout is compared separately: an element only moved on the drawing is "
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -44,6 +45,9 @@ PROPERTY_LABELS = {
     "default": "Flux par défaut",
     "isExecutable": "Exécutable",
 }
+
+
+_PROPERTY_PATH = re.compile(r"camunda:property\[([^\]]+)\](@value)?$")
 
 
 class DiagramUnreadable(ValueError):
@@ -91,10 +95,14 @@ def _is_element(node) -> bool:
     return isinstance(node.tag, str)
 
 
-def _flatten(node, path: str, into: dict[str, str]) -> None:
+_KEY_ATTRIBUTES = ("name", "key", "variable")
+
+
+def _flatten(node, path: str, into: dict[str, str], key_attribute: str | None = None) -> None:
     """Record the attributes and text of a child without id, and of its own children."""
     for attribute, value in sorted(node.attrib.items()):
-        into[f"{path}@{_name(attribute)}"] = value
+        if attribute != key_attribute:
+            into[f"{path}@{_name(attribute)}"] = value
     text = " ".join((node.text or "").split())
     if text:
         into[path] = text
@@ -103,10 +111,11 @@ def _flatten(node, path: str, into: dict[str, str]) -> None:
         if not _is_element(child) or child.get("id"):
             continue
         tag = _name(child.tag)
-        key = child.get("name") or child.get("key") or child.get("variable")
+        key_attribute = next((a for a in _KEY_ATTRIBUTES if child.get(a)), None)
+        key = child.get(key_attribute) if key_attribute else None
         counts[tag] = counts.get(tag, 0) + 1
         suffix = f"[{key}]" if key else (f"[{counts[tag]}]" if counts[tag] > 1 else "")
-        _flatten(child, f"{path}/{tag}{suffix}", into)
+        _flatten(child, f"{path}/{tag}{suffix}", into, key_attribute)
 
 
 def semantic_elements(root) -> dict[str, ElementInfo]:
@@ -170,6 +179,9 @@ def property_label(name: str) -> str:
     """The French label of a compared property (its path when no label is known)."""
     if name in PROPERTY_LABELS:
         return PROPERTY_LABELS[name]
+    match = _PROPERTY_PATH.search(name)
+    if match:
+        return f"Propriété « {match.group(1)} »"
     head = name.split("/")[0].split("@")[0]
     if head in PROPERTY_LABELS and head != name:
         return f"{PROPERTY_LABELS[head]} ({name[len(head) :].lstrip('/@')})"

@@ -12,9 +12,9 @@ import json
 import re
 import tempfile
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from flask import render_template
-from flask_babel import format_datetime
 from lxml import etree
 from sqlalchemy import or_, select, update
 
@@ -35,6 +35,7 @@ BPMN_NS = bpmn_diff.BPMN_NS
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,199}$")
 MAX_DRAFT_BYTES = 5 * 1024 * 1024
+PARIS = ZoneInfo("Europe/Paris")
 # Audit actions that make up the studio's log of who did what.
 STUDIO_ACTIONS = (
     "draft.",
@@ -248,10 +249,12 @@ def import_diagram(filename: str, raw: bytes, actor: User) -> ProcessDraft:
     source = raw.decode("utf-8", "replace")
     draft = find_draft(kind, key)
     if draft is None:
-        draft = ProcessDraft(kind=kind, key=key, revision=0, created_by_id=actor.id)
-        db.session.add(draft)
         latest = _latest_source(kind, key)
-        draft.base_version = latest[0] if latest else None
+        draft = ProcessDraft(
+            kind=kind, key=key, revision=0, created_by_id=actor.id,
+            base_version=latest[0] if latest else None,
+        )
+        db.session.add(draft)
     draft.name = name[:300]
     draft.filename = Path(filename).name[:300] or f"{key}.{kind}"
     draft.source = source
@@ -306,7 +309,7 @@ def save_draft(draft_id: int, source: str, revision: int, actor: User) -> Proces
 def _conflict(draft_id: int) -> Conflict:
     draft = db.session.get(ProcessDraft, draft_id)
     who = draft.updated_by.name if draft.updated_by else "un autre analyste"
-    when = format_datetime(draft.updated_at, "short")
+    when = draft.updated_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
     return Conflict(
         f"Ce brouillon a été modifié par {who} le {when} (révision {draft.revision}) depuis "
         "votre dernier enregistrement : vos modifications n'ont pas été enregistrées pour ne "

@@ -190,6 +190,8 @@ class MigrationReport:
     status: str  # "possible", "migrated" or "refused"
     reasons: list[str] = field(default_factory=list)
     reset_elements: list[str] = field(default_factory=list)
+    # Waiting steps the new version replaces by another element at the same place.
+    replaced: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -203,6 +205,7 @@ class MigrationReport:
             "status": self.status,
             "reasons": self.reasons,
             "reset_elements": self.reset_elements,
+            "replaced": [list(pair) for pair in self.replaced],
         }
 
 
@@ -271,7 +274,7 @@ def _spec_differences(old_spec, new_spec) -> list[str]:
 
 
 def _plan(instance: ProcessInstance, target: ProcessVersion):
-    """Diff an instance against a version: (workflow, diffs, reasons, reset elements)."""
+    """Diff an instance against a version: workflow, diffs, reasons, reset and replaced steps."""
     workflow = runtime.restore(instance)
     spec, subprocess_specs = runtime.version_specs(target)
     top_diff, sub_diffs = diff_workflow(SERIALIZER.registry, workflow, spec, subprocess_specs)
@@ -284,14 +287,22 @@ def _plan(instance: ProcessInstance, target: ProcessVersion):
             )
             continue
         reasons.extend(_unsafe_reasons(sub_diff, sub.get_tasks(skip_subprocesses=True)))
-    reset = sorted(
+    waiting = [
+        task
+        for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
+        if _bpmn_id(task)
+    ]
+    reset = sorted({_bpmn_id(task) for task in waiting})
+    replaced = sorted(
         {
-            _bpmn_id(task)
-            for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
-            if _bpmn_id(task)
+            (_bpmn_id(task), top_diff.alignment[task].bpmn_id)
+            for task in waiting
+            if top_diff.alignment.get(task) is not None
+            and getattr(top_diff.alignment[task], "bpmn_id", None) not in (None, _bpmn_id(task))
         }
     )
-    return workflow, (top_diff, sub_diffs), list(dict.fromkeys(reasons)), reset
+    plan = (top_diff, sub_diffs)
+    return workflow, plan, list(dict.fromkeys(reasons)), reset, replaced
 
 
 def _check_instance(instance: ProcessInstance, target: ProcessVersion) -> list[str]:
@@ -319,12 +330,12 @@ def migrate_instance(
         db.session.rollback()
         return report
     try:
-        workflow, (top_diff, sub_diffs), reasons, reset = _plan(instance, target)
+        workflow, (top_diff, sub_diffs), reasons, reset, replaced = _plan(instance, target)
     except (SpiffWorkflowException, KeyError, AttributeError, TypeError) as exc:
         db.session.rollback()
         report.reasons = [f"Comparaison impossible avec la version {to_version} : {exc}"]
         return report
-    report.reasons, report.reset_elements = reasons, reset
+    report.reasons, report.reset_elements, report.replaced = reasons, reset, replaced
     if reasons:
         db.session.rollback()
         return report
