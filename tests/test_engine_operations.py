@@ -29,8 +29,13 @@ def admin(app, make_user):
 
 
 def open_tasks(instance_id):
-    return list(db.session.execute(db.select(HumanTask).where(
-        HumanTask.instance_id == instance_id, HumanTask.status == TaskStatus.OPEN)).scalars())
+    return list(
+        db.session.execute(
+            db.select(HumanTask).where(
+                HumanTask.instance_id == instance_id, HumanTask.status == TaskStatus.OPEN
+            )
+        ).scalars()
+    )
 
 
 def complete_first(instance_id, actor, data=None):
@@ -73,9 +78,7 @@ def test_instance_counts_per_version_and_status(app, admin):
         first = engine.start_instance("courrier_test", {}, actor)
         engine.start_instance("courrier_test", {}, actor)
         engine.terminate_instance(first.id, actor, "doublon")
-        assert operations.instance_counts("courrier_test") == {
-            1: {"running": 1, "terminated": 1}
-        }
+        assert operations.instance_counts("courrier_test") == {1: {"running": 1, "terminated": 1}}
 
 
 def test_migration_of_an_instance_waiting_at_a_changed_step_is_safe(app, admin):
@@ -102,8 +105,9 @@ def test_migration_of_an_instance_waiting_at_a_changed_step_is_safe(app, admin):
         complete_first(instance.id, actor, {"decision": "approve"})  # visa
         (sign,) = open_tasks(instance.id)
         assert sign.element_id == "Task_sign"  # the step added by version 2 is reached
-        audit = db.session.execute(db.select(AuditEvent).where(
-            AuditEvent.action == "instance.migrate")).scalar_one()
+        audit = db.session.execute(
+            db.select(AuditEvent).where(AuditEvent.action == "instance.migrate")
+        ).scalar_one()
         assert audit.data["from_version"] == 1 and audit.data["to_version"] == 2
 
 
@@ -128,9 +132,13 @@ def test_migration_is_refused_when_the_current_step_is_removed(app, admin):
         deploy_circuit(linear_circuit())
         instance = engine.start_instance("courrier_test", {}, actor)
         complete_first(instance.id, actor)  # now waiting at Task_visa
-        deploy_circuit(linear_circuit(tasks=[
-            ("Task_redaction", "Rédiger", {"camunda:candidateGroups": "redaction"}),
-        ]))
+        deploy_circuit(
+            linear_circuit(
+                tasks=[
+                    ("Task_redaction", "Rédiger", {"camunda:candidateGroups": "redaction"}),
+                ]
+            )
+        )
         report = operations.migrate_instance(instance.id, 2, actor, dry_run=True)
         assert report.status == "refused"
         assert any("Task_visa" in r and "supprimée" in r for r in report.reasons), report
@@ -142,10 +150,14 @@ def test_a_waiting_step_replaced_at_the_same_place_is_reported(app, admin):
         deploy_circuit(linear_circuit())
         instance = engine.start_instance("courrier_test", {}, actor)
         complete_first(instance.id, actor)  # now waiting at Task_visa
-        deploy_circuit(linear_circuit(tasks=[
-            ("Task_redaction", "Rédiger", {"camunda:candidateGroups": "redaction"}),
-            ("Task_other", "Autre", {"camunda:candidateGroups": "dgs"}),
-        ]))
+        deploy_circuit(
+            linear_circuit(
+                tasks=[
+                    ("Task_redaction", "Rédiger", {"camunda:candidateGroups": "redaction"}),
+                    ("Task_other", "Autre", {"camunda:candidateGroups": "dgs"}),
+                ]
+            )
+        )
         report = operations.migrate_instance(instance.id, 2, actor)
         assert report.status == "migrated"
         assert report.replaced == [("Task_visa", "Task_other")]
@@ -174,14 +186,20 @@ def test_batch_migration_reports_each_instance_and_writes_one_audit_entry(app, a
         deploy_circuit(linear_circuit(tasks=THREE_STEPS))
         dry = operations.migrate_instances("courrier_test", 2, actor, dry_run=True)
         assert {r.instance_id: r.status for r in dry} == {
-            waiting.id: "possible", advanced.id: "refused"}
-        assert not db.session.execute(db.select(AuditEvent).where(
-            AuditEvent.action == "process.migrate_batch")).first()
+            waiting.id: "possible",
+            advanced.id: "refused",
+        }
+        assert not db.session.execute(
+            db.select(AuditEvent).where(AuditEvent.action == "process.migrate_batch")
+        ).first()
         reports = operations.migrate_instances("courrier_test", 2, actor)
         assert {r.instance_id: r.status for r in reports} == {
-            waiting.id: "migrated", advanced.id: "refused"}
-        batch = db.session.execute(db.select(AuditEvent).where(
-            AuditEvent.action == "process.migrate_batch")).scalar_one()
+            waiting.id: "migrated",
+            advanced.id: "refused",
+        }
+        batch = db.session.execute(
+            db.select(AuditEvent).where(AuditEvent.action == "process.migrate_batch")
+        ).scalar_one()
         assert batch.data["migrated"] == [waiting.id] and batch.data["refused"] == [advanced.id]
         assert [i.id for i in operations.migration_candidates("courrier_test", 2)] == [advanced.id]
 

@@ -116,8 +116,10 @@ def test_publishing_an_invalid_draft_is_refused_with_element_ids(app, analyst):
     with app.app_context():
         actor = user(analyst)
         draft = studio.new_circuit("nouveau_circuit", "Nouveau circuit", actor)
-        broken = draft.source.replace('<bpmn:endEvent id="EndEvent_1" name="Fin">', (
-            '<bpmn:complexGateway id="Gateway_x" /><bpmn:endEvent id="EndEvent_1" name="Fin">'))
+        broken = draft.source.replace(
+            '<bpmn:endEvent id="EndEvent_1" name="Fin">',
+            ('<bpmn:complexGateway id="Gateway_x" /><bpmn:endEvent id="EndEvent_1" name="Fin">'),
+        )
         studio.save_draft(draft.id, broken, 1, actor)
         with pytest.raises(ValidationFailed) as caught:
             studio.publish_draft(draft.id, actor, revision=2)
@@ -224,9 +226,11 @@ def test_rollback_republishes_an_old_version_as_a_new_one(app, analyst):
         latest = engine.latest_version("courrier_test")
         assert 'candidateGroups="redaction"' in latest.source
         assert studio.find_draft("bpmn", "courrier_test").base_version == 3
-        events = db.session.execute(
-            db.select(AuditEvent).where(AuditEvent.action == "process.rollback")
-        ).scalars().all()
+        events = (
+            db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "process.rollback"))
+            .scalars()
+            .all()
+        )
         assert events[0].data["from_version"] == 1
         with pytest.raises(Conflict):
             studio.rollback("courrier_test", 3, actor)
@@ -252,7 +256,11 @@ def test_importing_a_diagram_from_another_tool_makes_it_the_draft(app, analyst):
             .encode()
         )
         draft = studio.import_diagram("export-signavio.bpmn", raw, user(analyst))
-        assert (draft.key, draft.filename, draft.revision) == ("sid-4a1b", "export-signavio.bpmn", 1)
+        assert (draft.key, draft.filename, draft.revision) == (
+            "sid-4a1b",
+            "export-signavio.bpmn",
+            1,
+        )
         assert "n'est pas exécutable" in draft.problems[0]["message"]
 
 
@@ -295,14 +303,21 @@ def test_package_round_trip_brings_the_circuit_and_its_new_forms(app, analyst, f
     with app.app_context():
         actor = user(analyst)
         xml = linear_circuit(
-            tasks=[("Task_avis", "Donner un avis", {"camunda:formKey": "avis_service",
-                                                     "camunda:candidateGroups": "dgs"})]
+            tasks=[
+                (
+                    "Task_avis",
+                    "Donner un avis",
+                    {"camunda:formKey": "avis_service", "camunda:candidateGroups": "dgs"},
+                )
+            ]
         )
-        raw = _package_zip({
-            "manifest.json": _manifest(),
-            "processes/courrier_test.bpmn": xml.encode(),
-            "forms/avis_service.json": json.dumps(CUSTOM_FORM).encode(),
-        })
+        raw = _package_zip(
+            {
+                "manifest.json": _manifest(),
+                "processes/courrier_test.bpmn": xml.encode(),
+                "forms/avis_service.json": json.dumps(CUSTOM_FORM).encode(),
+            }
+        )
         result = studio.import_package(raw, actor)
         assert result["new_forms"] == ["avis_service"]
         assert result["deployed"][0]["version"] == 1
@@ -313,8 +328,7 @@ def test_package_round_trip_brings_the_circuit_and_its_new_forms(app, analyst, f
         with zipfile.ZipFile(io.BytesIO(exported)) as archive:
             names = set(archive.namelist())
             manifest = json.loads(archive.read("manifest.json"))
-        assert names == {"manifest.json", "processes/courrier_test.bpmn",
-                         "forms/avis_service.json"}
+        assert names == {"manifest.json", "processes/courrier_test.bpmn", "forms/avis_service.json"}
         assert manifest["key"] == "courrier_test" and manifest["forms"] == ["avis_service"]
         again = studio.import_package(exported, actor)
         assert again["deployed"][0]["created"] is False
@@ -323,11 +337,13 @@ def test_package_round_trip_brings_the_circuit_and_its_new_forms(app, analyst, f
 
 def test_package_with_a_path_escaping_the_archive_is_refused(app, analyst, forms_import_dir):
     with app.app_context():
-        raw = _package_zip({
-            "processes/courrier_test.bpmn": linear_circuit().encode(),
-            "../../etc/evil.json": b"{}",
-            "/absolute.bpmn": b"<x/>",
-        })
+        raw = _package_zip(
+            {
+                "processes/courrier_test.bpmn": linear_circuit().encode(),
+                "../../etc/evil.json": b"{}",
+                "/absolute.bpmn": b"<x/>",
+            }
+        )
         with pytest.raises(ValidationFailed) as caught:
             studio.import_package(raw, user(analyst))
         messages = " ".join(e["message"] for e in caught.value.errors)
@@ -356,12 +372,16 @@ def test_package_with_an_invalid_diagram_installs_nothing(app, analyst, forms_im
     with app.app_context():
         xml = linear_circuit(
             tasks=[("Task_avis", "Avis", {"camunda:formKey": "avis_service"})]
-        ).replace('<bpmn:endEvent id="EndEvent_1" name="Fin">',
-                  '<bpmn:complexGateway id="Gateway_x" /><bpmn:endEvent id="EndEvent_1" name="Fin">')
-        raw = _package_zip({
-            "processes/courrier_test.bpmn": xml.encode(),
-            "forms/avis_service.json": json.dumps(CUSTOM_FORM).encode(),
-        })
+        ).replace(
+            '<bpmn:endEvent id="EndEvent_1" name="Fin">',
+            '<bpmn:complexGateway id="Gateway_x" /><bpmn:endEvent id="EndEvent_1" name="Fin">',
+        )
+        raw = _package_zip(
+            {
+                "processes/courrier_test.bpmn": xml.encode(),
+                "forms/avis_service.json": json.dumps(CUSTOM_FORM).encode(),
+            }
+        )
         with pytest.raises(ValidationFailed) as caught:
             studio.import_package(raw, user(analyst))
         assert "Gateway_x" in [e["element_id"] for e in caught.value.errors]
@@ -370,10 +390,12 @@ def test_package_with_an_invalid_diagram_installs_nothing(app, analyst, forms_im
 
 def test_package_form_clashing_with_an_installed_form_is_refused(app, analyst, forms_import_dir):
     with app.app_context():
-        raw = _package_zip({
-            "processes/courrier_test.bpmn": linear_circuit().encode(),
-            "forms/visa.json": json.dumps(CUSTOM_FORM).encode(),
-        })
+        raw = _package_zip(
+            {
+                "processes/courrier_test.bpmn": linear_circuit().encode(),
+                "forms/visa.json": json.dumps(CUSTOM_FORM).encode(),
+            }
+        )
         with pytest.raises(ValidationFailed) as caught:
             studio.import_package(raw, user(analyst))
         assert "existe déjà ici avec un contenu différent" in caught.value.errors[0]["message"]
@@ -381,10 +403,12 @@ def test_package_form_clashing_with_an_installed_form_is_refused(app, analyst, f
 
 def test_package_with_an_invalid_json_schema_is_refused(app, analyst, forms_import_dir):
     with app.app_context():
-        raw = _package_zip({
-            "processes/courrier_test.bpmn": linear_circuit().encode(),
-            "forms/avis.json": json.dumps({"type": "objet"}).encode(),
-        })
+        raw = _package_zip(
+            {
+                "processes/courrier_test.bpmn": linear_circuit().encode(),
+                "forms/avis.json": json.dumps({"type": "objet"}).encode(),
+            }
+        )
         with pytest.raises(ValidationFailed) as caught:
             studio.import_package(raw, user(analyst))
         assert "Formulaire « avis » invalide" in caught.value.errors[0]["message"]

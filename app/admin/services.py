@@ -251,7 +251,10 @@ def import_diagram(filename: str, raw: bytes, actor: User) -> ProcessDraft:
     if draft is None:
         latest = _latest_source(kind, key)
         draft = ProcessDraft(
-            kind=kind, key=key, revision=0, created_by_id=actor.id,
+            kind=kind,
+            key=key,
+            revision=0,
+            created_by_id=actor.id,
             base_version=latest[0] if latest else None,
         )
         db.session.add(draft)

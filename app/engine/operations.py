@@ -383,7 +383,7 @@ def _apply(instance, target, workflow, top_diff, sub_diffs) -> None:
         migrate_workflow(sub_diff, sub, subprocess_specs[sub.spec.name])
     migrate_workflow(top_diff, workflow, spec)
     with runtime.running(instance):
-        workflow.refresh_waiting_tasks()
+        workflow.refresh_timers()
         if instance.status == InstanceStatus.RUNNING:
             workflow.do_engine_steps()
 
