@@ -431,6 +431,7 @@ async function openBpmnModeler(root, config) {
     return null;
   }
   showProblems(loaded.payload.problems, loaded.payload.warnings);
+  setText('studio-save-status', 'Brouillon chargé (révision ' + session.revision + ').', 'ok');
   modeler.on('commandStack.changed', () => session.changed());
   wireToolbar(session, importXml, getXml, config.filename);
   root.dataset.ready = 'true';
@@ -478,6 +479,7 @@ async function openDmnModeler(root, config) {
   session.revision = loaded.payload.revision;
   await importXml(loaded.payload.source);
   list(loaded.payload.problems);
+  setText('studio-save-status', 'Brouillon chargé (révision ' + session.revision + ').', 'ok');
   wireToolbar(session, importXml, getXml, config.filename);
   root.dataset.ready = 'true';
   window.missiveStudio = { modeler, session };
@@ -496,9 +498,12 @@ async function viewer(container, xml) {
 function mark(instance, ids, marker) {
   const registry = instance.get('elementRegistry');
   const canvas = instance.get('canvas');
+  const root = canvas.getRootElement();
   (ids || []).forEach((id) => {
-    if (registry.get(id)) {
-      canvas.addMarker(id, marker);
+    const element = registry.get(id);
+    // The process or collaboration is the canvas itself: its changes are listed, not drawn.
+    if (element && element !== root && element.type !== 'label') {
+      canvas.addMarker(element, marker);
     }
   });
 }
