@@ -76,9 +76,23 @@ def server(tmp_path_factory):
         "SECRET_KEY": "browser-tests-secret-key-long-enough",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi:app", "run", "--host", "127.0.0.1",
-         "--port", str(port), "--no-reload"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "wsgi:app",
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-reload",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -101,8 +115,13 @@ def browser():
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--headless", "--disable-dev-shm-usage",
-                  "--disable-background-networking"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--headless",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+            ],
         )
         yield chromium
         chromium.close()
@@ -138,7 +157,8 @@ def select_element(page, element_id: str) -> None:
     page.click(f'#bpmn-modeler g.djs-element[data-element-id="{element_id}"]')
     page.wait_for_function(
         "id => (document.querySelector('#bio-properties-panel-id') || {}).value === id",
-        arg=element_id, timeout=5000,
+        arg=element_id,
+        timeout=5000,
     )
 
 
@@ -208,13 +228,30 @@ def test_a_diagram_from_another_modelling_tool_is_imported_and_edited(page, serv
     open_group(page, "CamundaPlatform__UserAssignment")
     page.fill("#bio-properties-panel-candidateGroups", "redaction")
     page.wait_for_selector("#studio-save-status:has-text('Brouillon enregistré')", timeout=15000)
+
+    # Making it executable through the panel runs the deploy checks, shown on the diagram.
+    page.evaluate("""() => {
+        const modeler = window.missiveStudio.modeler;
+        const pool = modeler.get('elementRegistry').get('sid-P00L-0001');
+        modeler.get('selection').select(pool);
+    }""")
+    page.wait_for_selector("#bio-properties-panel-isExecutable", state="attached")
+    open_group(page, "general")
+    page.check("#bio-properties-panel-isExecutable")
+    page.wait_for_selector(
+        'g.djs-element.missive-error[data-element-id="sid-FLOW-oui"]',
+        state="attached",
+        timeout=15000,
+    )
+    assert "sid-FLOW-oui" in page.text_content("#studio-problems")
     shot(page, "imported-diagram")
 
     import sqlite3
 
     with sqlite3.connect(server["database"]) as connection:
         (source,) = connection.execute(
-            "SELECT source FROM process_draft WHERE key = 'sid-PROC-courrier'").fetchone()
+            "SELECT source FROM process_draft WHERE key = 'sid-PROC-courrier'"
+        ).fetchone()
     assert 'camunda:candidateGroups="redaction"' in source
     assert "signavio:signavioMetaData" in source  # the other tool's metadata is kept
 
@@ -234,8 +271,7 @@ def test_two_analysts_on_one_draft_get_a_clear_conflict(page, server, browser):
     select_element(second, "Task_visa")
     open_group(second, "CamundaPlatform__UserAssignment")
     second.fill("#bio-properties-panel-candidateGroups", "dgs,redaction")
-    second.wait_for_selector("#studio-save-status:has-text('Brouillon enregistré')",
-                             timeout=15000)
+    second.wait_for_selector("#studio-save-status:has-text('Brouillon enregistré')", timeout=15000)
 
     select_element(page, "Task_visa")
     open_group(page, "CamundaPlatform__UserAssignment")
