@@ -81,3 +81,29 @@ def deploy_circuit(xml: str, actor=None, filename: str = "circuit.bpmn"):
 
     results = deploy([(filename, xml.encode())], actor)
     return next(r for r in results if r.kind == "process")
+
+
+def decision_table(key: str = "orientation") -> str:
+    """A small DMN decision table (postal code -> delegation), as Camunda Modeler writes it."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="Definitions_{key}"
+    name="Orientation" namespace="http://camunda.org/schema/1.0/dmn">
+  <decision id="{key}" name="Orientation par code postal">
+    <decisionTable id="DecisionTable_1" hitPolicy="FIRST">
+      <input id="Input_1" label="Code postal">
+        <inputExpression id="InputExpression_1" typeRef="string"><text>code_postal</text>
+        </inputExpression>
+      </input>
+      <output id="Output_1" label="Délégation" name="delegation" typeRef="string" />
+      <rule id="Rule_1">
+        <inputEntry id="UnaryTests_1"><text>"44000","44100"</text></inputEntry>
+        <outputEntry id="LiteralExpression_1"><text>"delegation-nantes"</text></outputEntry>
+      </rule>
+      <rule id="Rule_2">
+        <inputEntry id="UnaryTests_2"><text>-</text></inputEntry>
+        <outputEntry id="LiteralExpression_2"><text>"courrier-central"</text></outputEntry>
+      </rule>
+    </decisionTable>
+  </decision>
+</definitions>
+"""

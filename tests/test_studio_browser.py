@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_PASSWORD, make_app
-from tests.studio_helpers import deploy_circuit, linear_circuit
+from tests.studio_helpers import decision_table, deploy_circuit, linear_circuit
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/lib/chromium/chromium"
@@ -27,6 +27,7 @@ BUNDLE = ROOT / "app" / "static" / "vendor" / "studio" / "studio.js"
 ARTIFACTS = ROOT / "test-artifacts" / "studio"
 FIXTURE = Path(__file__).parent / "fixtures" / "bpmn" / "signavio_style_export.bpmn"
 ANALYST = "paul.renaud@example.test"
+ADMIN = "admin@example.test"
 
 
 def _free_port() -> int:
@@ -62,7 +63,21 @@ def server(tmp_path_factory):
         create_group(name="dgs", label="Direction générale")
         create_group(name="courrier-central", label="Courrier central")
         create_user(email=ANALYST, name="Paul Renaud", password=TEST_PASSWORD, role="analyst")
+        admin = create_user(
+            email=ADMIN,
+            name="Alice Admin",
+            password=TEST_PASSWORD,
+            role="admin",
+            groups=["redaction", "dgs"],
+        )
         deploy_circuit(linear_circuit(name="Réponse au courrier"))
+        from app.engine import services as engine
+
+        engine.deploy([("orientation.dmn", decision_table().encode())], admin)
+        engine.start_instance("courrier_test", {}, admin, title="Dossier en attente")
+        advanced = engine.start_instance("courrier_test", {}, admin, title="Dossier avancé")
+        (task,) = engine.instance_tasks(advanced)
+        engine.complete_task(task.id, {}, admin)
         from app.core.extensions import db
 
         db.engine.dispose()
@@ -127,17 +142,30 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, server):
+def _signed_in(browser, server, email):
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="fr-FR")
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(server["base"] + "/login")
-    page.fill("#email", ANALYST)
+    page.fill("#email", email)
     page.fill("#password", TEST_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(server["base"] + "/")
+    return context, page, errors
+
+
+@pytest.fixture
+def page(browser, server):
+    context, page, errors = _signed_in(browser, server, ANALYST)
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def admin_page(browser, server):
+    context, page, errors = _signed_in(browser, server, ADMIN)
     yield page
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
@@ -283,3 +311,30 @@ def test_two_analysts_on_one_draft_get_a_clear_conflict(page, server, browser):
     page.click("#studio-reload")
     page.wait_for_selector("#studio-save-status:has-text('Version du serveur rechargée')")
     other.close()
+
+
+def test_operations_heatmap_and_instance_path_are_drawn(admin_page, server):
+    page = admin_page
+    page.goto(server["base"] + "/admin/processes/courrier_test/operations")
+    page.wait_for_selector("#bpmn-heatmap[data-ready=true]", timeout=20000)
+    badges = page.locator(".heat-badge")
+    assert badges.count() >= 2
+    assert "1 en attente" in " ".join(badges.all_text_contents())
+    shot(page, "heatmap")
+
+    page.click("tr:has-text('Dossier avancé') a")
+    page.wait_for_selector("#bpmn-instance[data-ready=true]", timeout=20000)
+    done = 'g.djs-element.path-done[data-element-id="Task_redaction"]'
+    active = 'g.djs-element.path-active[data-element-id="Task_visa"]'
+    flow = 'g.djs-element.path-flow[data-element-id="Flow_1"]'
+    for selector in (done, active, flow):
+        page.wait_for_selector(selector, state="attached")
+    shot(page, "instance-path")
+
+
+def test_decision_tables_open_in_the_dmn_editor(page, server):
+    page.goto(server["base"] + "/admin/processes/decisions/orientation/edit")
+    page.wait_for_selector("#dmn-modeler[data-ready=true]", timeout=20000)
+    assert page.locator(".tjs-table, .dmn-decision-table-container").count() >= 1
+    assert "delegation-nantes" in page.text_content("#dmn-modeler")
+    shot(page, "dmn-editor")
