@@ -19,6 +19,7 @@ import lintModule from 'bpmn-js-bpmnlint';
 import { SelectEntry, isSelectEntryEdited } from '@bpmn-io/properties-panel';
 import { h } from '@bpmn-io/properties-panel/preact';
 import { lintConfig } from './lint-config.js';
+import { FrenchTranslateModule } from './translate-fr.js';
 
 const CAMUNDA_NS = 'camunda';
 
@@ -396,7 +397,8 @@ async function openBpmnModeler(root, config) {
       CamundaPlatformPropertiesProviderModule,
       CamundaBehaviorsModule,
       MissivePropertiesModule,
-      lintModule
+      lintModule,
+      FrenchTranslateModule
     ],
     moddleExtensions: { camunda: camundaModdle },
     linting: { bpmnlint: lintConfig, active: true },
@@ -489,7 +491,7 @@ async function openDmnModeler(root, config) {
 // --- read-only diagrams: diff, heatmap, instance path --------------------------------------
 
 async function viewer(container, xml) {
-  const instance = new NavigatedViewer({ container });
+  const instance = new NavigatedViewer({ container, additionalModules: [FrenchTranslateModule] });
   await instance.importXML(xml);
   instance.get('canvas').zoom('fit-viewport', 'auto');
   return instance;
