@@ -15,7 +15,7 @@ from app.core.audit import AuditEvent
 from app.core.errors import Conflict, PermissionDenied, ValidationFailed
 from app.core.extensions import db
 from app.engine import services as engine
-from tests.studio_helpers import deploy_circuit, linear_circuit
+from tests.studio_helpers import decision_table, deploy_circuit, linear_circuit
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_saving_a_draft_bumps_its_revision_and_reports_deploy_problems(app, anal
         actor = user(analyst)
         draft = studio.open_draft("courrier_test", actor)
         broken = linear_circuit().replace('camunda:formKey="visa"', 'camunda:formKey="inconnu"')
-        saved = studio.save_draft(draft.id, broken, 1, actor)
+        saved, _warnings = studio.save_draft(draft.id, broken, 1, actor)
         assert saved.revision == 2
         assert [p["element_id"] for p in saved.problems] == ["Task_visa"]
         assert "inconnu" in saved.problems[0]["message"]
@@ -424,3 +424,53 @@ def test_agents_may_not_use_the_studio_services(app, make_user):
             studio.new_circuit("x", "X", user(email))
         with pytest.raises(PermissionDenied):
             studio.rollback("courrier_test", 1, user(email))
+
+
+def test_decision_tables_have_drafts_and_publish_as_decision_versions(app, analyst):
+    with app.app_context():
+        actor = user(analyst)
+        draft = studio.import_diagram("orientation.dmn", decision_table().encode(), actor)
+        assert (str(draft.kind), draft.key, draft.problems) == ("dmn", "orientation", [])
+        first = studio.publish_draft(draft.id, actor)
+        assert (first["created"], first["version"]) == (True, 1)
+        changed = decision_table().replace("delegation-nantes", "delegation-saint-nazaire")
+        studio.save_draft(draft.id, changed, draft.revision, actor)
+        assert studio.publish_draft(draft.id, actor)["version"] == 2
+        assert studio.open_draft("orientation", actor, kind="dmn").id == draft.id
+
+
+ROUTED = (
+    linear_circuit(key="routage")
+    .replace(
+        '<bpmn:userTask id="Task_redaction" name="Rédiger" camunda:candidateGroups="redaction">',
+        '<bpmn:businessRuleTask id="Task_redaction" name="Orienter" '
+        'camunda:decisionRef="orientation" camunda:resultVariable="delegation" '
+        'camunda:mapDecisionResult="singleEntry">',
+    )
+    .replace(
+        '</bpmn:userTask>\n    <bpmn:userTask id="Task_visa"',
+        '</bpmn:businessRuleTask>\n    <bpmn:userTask id="Task_visa"',
+    )
+)
+
+
+def test_package_carries_the_decisions_a_circuit_uses(app, analyst, forms_import_dir):
+    with app.app_context():
+        actor = user(analyst)
+        engine.deploy(
+            [("orientation.dmn", decision_table().encode()), ("routage.bpmn", ROUTED.encode())],
+            actor,
+        )
+        _name, exported = studio.export_package("routage", None, actor)
+        with zipfile.ZipFile(io.BytesIO(exported)) as archive:
+            names = set(archive.namelist())
+            manifest = json.loads(archive.read("manifest.json"))
+        assert "decisions/orientation.dmn" in names
+        assert manifest["decisions"] == [
+            {"key": "orientation", "version": 1, "file": "decisions/orientation.dmn"}
+        ]
+        result = studio.import_package(exported, actor)
+        assert {(d["kind"], d["created"]) for d in result["deployed"]} == {
+            ("decision", False),
+            ("process", False),
+        }

@@ -271,9 +271,8 @@ def draft_save(draft_id: int):
             _("Le brouillon n'a pas été enregistré."),
             errors=[{"field": "source", "message": _("« source » et « revision » sont requis.")}],
         )
-    draft = studio.save_draft(draft_id, body["source"], revision, current_user)
-    result = studio.validate_draft(draft.id, current_user)
-    payload = _draft_json(draft, warnings=result["warnings"])
+    draft, warnings = studio.save_draft(draft_id, body["source"], revision, current_user)
+    payload = _draft_json(draft, warnings=warnings)
     payload.pop("source")
     return jsonify(payload)
 

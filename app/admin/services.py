@@ -276,8 +276,13 @@ def import_diagram(filename: str, raw: bytes, actor: User) -> ProcessDraft:
     return draft
 
 
-def save_draft(draft_id: int, source: str, revision: int, actor: User) -> ProcessDraft:
-    """Save the modeler's XML over the revision it was based on (409 if someone saved since)."""
+def save_draft(
+    draft_id: int, source: str, revision: int, actor: User
+) -> tuple[ProcessDraft, list[dict]]:
+    """Save the modeler's XML over the revision it was based on (409 if someone saved since).
+
+    Returns the draft (its ``problems`` are the deploy checks' errors) and the warnings.
+    """
     draft = get_draft(draft_id, actor)
     raw = (source or "").encode("utf-8")
     if len(raw) > MAX_DRAFT_BYTES:
@@ -304,9 +309,9 @@ def save_draft(draft_id: int, source: str, revision: int, actor: User) -> Proces
         db.session.rollback()
         raise _conflict(draft_id)
     db.session.refresh(draft)
-    _validate(draft)
+    _problems, warnings = _validate(draft)
     db.session.commit()
-    return draft
+    return draft, warnings
 
 
 def _conflict(draft_id: int) -> Conflict:
