@@ -338,3 +338,44 @@ def test_decision_tables_open_in_the_dmn_editor(page, server):
     assert page.locator(".tjs-table, .dmn-decision-table-container").count() >= 1
     assert "delegation-nantes" in page.text_content("#dmn-modeler")
     shot(page, "dmn-editor")
+
+
+def test_new_circuit_with_form_and_handler_pickers(page, server):
+    base = server["base"]
+    page.goto(base + "/admin/processes/")
+    page.fill("#new-key", "demande_subvention")
+    page.fill("#new-name", "Demande de subvention")
+    page.click("form[action$='/new'] button[type=submit]")
+    page.wait_for_url(base + "/admin/processes/demande_subvention/edit")
+    page.wait_for_selector("#bpmn-modeler[data-ready=true]", timeout=20000)
+
+    select_element(page, "Task_1")
+    open_group(page, "missive")
+    picker = page.locator("#bio-properties-panel-missive-form-key")
+    options = picker.locator("option").all_text_contents()
+    assert {"visa", "signature"} <= set(options)
+    picker.select_option("visa")
+    page.wait_for_selector("#studio-save-status:has-text('Brouillon enregistré')", timeout=15000)
+
+    page.evaluate("""() => {
+        const modeler = window.missiveStudio.modeler;
+        const task = modeler.get('elementRegistry').get('Task_1');
+        const replaced = modeler.get('bpmnReplace').replaceElement(task, {type: 'bpmn:ServiceTask'});
+        modeler.get('selection').select(replaced);
+    }""")
+    open_group(page, "missive")
+    handler = page.locator("#bio-properties-panel-missive-handler")
+    assert "noop" in handler.locator("option").all_text_contents()
+    handler.select_option("noop")
+    page.wait_for_selector("#studio-save-status:has-text('révision 3')", timeout=15000)
+    page.click("#studio-publish")
+    page.wait_for_selector("#studio-publish-status:has-text('Version 1 publiée')", timeout=15000)
+    shot(page, "new-circuit-published")
+
+    import sqlite3
+
+    with sqlite3.connect(server["database"]) as connection:
+        (source,) = connection.execute(
+            "SELECT source FROM process_version WHERE filename = 'demande_subvention.bpmn'"
+        ).fetchone()
+    assert 'camunda:topic="noop"' in source and 'camunda:type="external"' in source
