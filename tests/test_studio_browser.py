@@ -360,7 +360,8 @@ def test_new_circuit_with_form_and_handler_pickers(page, server):
     page.evaluate("""() => {
         const modeler = window.missiveStudio.modeler;
         const task = modeler.get('elementRegistry').get('Task_1');
-        const replaced = modeler.get('bpmnReplace').replaceElement(task, {type: 'bpmn:ServiceTask'});
+        const type = {type: 'bpmn:ServiceTask'};
+        const replaced = modeler.get('bpmnReplace').replaceElement(task, type);
         modeler.get('selection').select(replaced);
     }""")
     open_group(page, "missive")
