@@ -9,6 +9,7 @@ import pytest
 
 from app.auth.services import create_group, find_user_by_email
 from app.engine import services as engine
+from app.engine.handlers import service_handler
 from tests.conftest import csrf_token, login
 from tests.studio_helpers import deploy_circuit, linear_circuit
 
@@ -267,3 +268,79 @@ def test_operations_page_shows_waiting_counts(app, client, make_user, circuit):
     html = client.get("/admin/processes/courrier_test/operations").get_data(as_text=True)
     assert '"waiting": 1' in html
     assert 'data-element="Task_redaction"' in html
+
+
+_FLAKY = {"failures_left": 0}
+
+
+@service_handler("studio_test_flaky")
+def _flaky(context):
+    """A handler that fails as many times as asked, then works (for the incident tests)."""
+    if _FLAKY["failures_left"] > 0:
+        _FLAKY["failures_left"] -= 1
+        raise RuntimeError("service distant indisponible")
+    return {"sent": True}
+
+
+def _with_service_task(xml: str) -> str:
+    return xml.replace(
+        '<bpmn:userTask id="Task_redaction" name="Rédiger" camunda:candidateGroups="redaction">',
+        '<bpmn:serviceTask id="Task_redaction" name="Envoyer" camunda:type="external" '
+        'camunda:topic="studio_test_flaky">',
+    ).replace(
+        '</bpmn:userTask>\n    <bpmn:userTask id="Task_visa"',
+        '</bpmn:serviceTask>\n    <bpmn:userTask id="Task_visa"',
+    )
+
+
+def test_analyst_retries_an_incident_from_the_incidents_page(app, client, make_user):
+    email = make_user(role="analyst")
+    _FLAKY["failures_left"] = 1
+    with app.app_context():
+        create_group(name="dgs", label="Direction générale")
+        deploy_circuit(_with_service_task(linear_circuit()))
+        engine.start_instance("courrier_test", {}, find_user_by_email(email))
+        (incident,) = engine.list_incidents()
+        incident_id = incident.id
+    login(client, email)
+    html = client.get("/admin/processes/incidents").get_data(as_text=True)
+    assert "service distant indisponible" in html
+    token = _token(client, "/admin/processes/incidents")
+    response = client.post(
+        f"/admin/processes/incidents/{incident_id}/retry",
+        data={"csrf_token": token, "next": "//evil.example/"},
+    )
+    assert response.headers["Location"] == "/admin/processes/incidents"
+    with app.app_context():
+        assert engine.list_incidents() == []
+
+
+def test_deactivating_a_circuit_stops_new_instances(app, client, make_user, circuit):
+    email = make_user(role="analyst")
+    login(client, email)
+    token = _token(client)
+    client.post(
+        "/admin/processes/courrier_test/activate", data={"csrf_token": token, "active": "0"}
+    )
+    with app.app_context():
+        assert engine.get_definition("courrier_test").active is False
+    assert "désactivé" in client.get("/admin/processes/").get_data(as_text=True)
+
+
+def test_studio_log_shows_who_published(app, client, make_user, circuit):
+    login(client, make_user(role="analyst", name="Paul Renaud"))
+    draft_id, token = _draft_id(client)
+    source = client.get(f"/admin/processes/drafts/{draft_id}").get_json()["source"]
+    client.put(
+        f"/admin/processes/drafts/{draft_id}",
+        headers={"X-CSRFToken": token},
+        json={"source": source.replace('"redaction"', '"dgs"'), "revision": 1},
+    )
+    client.post(
+        f"/admin/processes/drafts/{draft_id}/publish",
+        headers={"X-CSRFToken": token},
+        json={"revision": 2},
+    )
+    html = client.get("/admin/processes/log").get_data(as_text=True)
+    assert "draft.publish" in html and "process.deploy" in html
+    assert "Paul Renaud" in html
