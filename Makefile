@@ -34,7 +34,7 @@ system-deps:
 
 vendor: $(VENDOR)/.stamp
 
-$(VENDOR)/.stamp: frontend/package.json frontend/package-lock.json scripts/vendor.sh
+$(VENDOR)/.stamp: frontend/package.json frontend/package-lock.json scripts/vendor.sh $(wildcard frontend/src/*)
 	scripts/vendor.sh
 	touch $@
 

@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Install the pinned front-end packages from npm and copy what the pages load into
-# app/static/vendor (not committed: rebuilt by the set-up).
+# app/static/vendor (not committed: rebuilt by the set-up). The studio's modeler bundle
+# (bpmn-js, properties panel, Camunda moddle, bpmnlint, dmn-js) is built by esbuild from
+# frontend/src/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 (cd frontend && npm ci --no-audit --no-fund --loglevel=error)
 out=app/static/vendor
 rm -rf "$out" && mkdir -p "$out"
 cp frontend/node_modules/htmx.org/dist/htmx.min.js "$out/"
+esbuild=frontend/node_modules/.bin/esbuild
+"$esbuild" frontend/src/studio.js --bundle --minify --format=iife --target=es2020 \
+  --legal-comments=linked --log-level=warning --outfile="$out/studio/studio.js"
+"$esbuild" frontend/src/studio.css --bundle --minify --loader:.woff=file --loader:.woff2=file \
+  --loader:.ttf=file --loader:.eot=file --loader:.svg=file --log-level=warning \
+  --outfile="$out/studio/studio.css"

@@ -1,4 +1,8 @@
-"""Admin pages for users, groups and organisation units (admins only)."""
+"""Admin pages for users, groups and organisation units (admins only).
+
+The circuit studio (``/admin/processes``) is open to analysts too: it has its own
+blueprint (``app.admin.process_views``), registered alongside this one.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
+from app.admin.process_views import bp as processes_bp
 from app.api import services as token_services
 from app.auth import services
 from app.auth.forms import GroupForm, OrgUnitForm, UserForm, options
@@ -17,6 +22,8 @@ from app.core.permissions import role_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PAGE_SIZE = 50
+# Registered on the application with this blueprint, outside its admins-only hook.
+bp.record_once(lambda state: state.app.register_blueprint(processes_bp))
 
 
 @bp.before_request

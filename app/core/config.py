@@ -45,6 +45,8 @@ def load(instance_path: Path, overrides: dict | None = None) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "MISSIVE_STORAGE": storage,
         "MISSIVE_FORMS_DIRS": env.get("MISSIVE_FORMS_DIRS", ""),
+        # Forms that arrive with imported circuit packages (default: MISSIVE_STORAGE/forms).
+        "MISSIVE_FORMS_IMPORT_DIR": env.get("MISSIVE_FORMS_IMPORT_DIR") or None,
         "MISSIVE_BASE_URL": env.get("MISSIVE_BASE_URL", "http://127.0.0.1:5000"),
         "REDIS_URL": env.get("REDIS_URL") or None,
         "SMTP_HOST": env.get("SMTP_HOST", "localhost"),

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import current_app
@@ -60,9 +61,15 @@ class EngineFailure(MissiveError):
 
 
 def form_registry() -> FormRegistry:
-    """The form directories of this installation (``forms/`` plus MISSIVE_FORMS_DIRS)."""
+    """The form directories: ``forms/``, MISSIVE_FORMS_DIRS, then forms imported with circuits."""
     extra = [d for d in (current_app.config.get("MISSIVE_FORMS_DIRS") or "").split(os.pathsep) if d]
-    return FormRegistry(FORMS_DIR, *extra)
+    return FormRegistry(FORMS_DIR, *extra, imported_forms_dir())
+
+
+def imported_forms_dir() -> Path:
+    """Where forms that arrive with imported circuit packages are kept (shared storage)."""
+    configured = current_app.config.get("MISSIVE_FORMS_IMPORT_DIR")
+    return Path(configured or Path(current_app.config["MISSIVE_STORAGE"]) / "forms")
 
 
 # --- deployment ----------------------------------------------------------------------
@@ -127,6 +134,23 @@ def latest_version(key: str) -> ProcessVersion | None:
         .order_by(ProcessVersion.version.desc())
         .limit(1)
     ).scalar_one_or_none()
+
+
+def check_files(
+    files: list[tuple[str, bytes]], extra_forms_dir: Path | None = None
+) -> tuple[list[dict], list[dict]]:
+    """Validate BPMN/DMN files exactly as deploy would, without deploying: (errors, warnings).
+
+    ``extra_forms_dir`` adds forms that are not installed yet (a package being imported).
+    """
+    registry = form_registry()
+    if extra_forms_dir is not None:
+        registry = FormRegistry(*registry.directories, extra_forms_dir)
+    compilation = compile_files(files, registry, _library())
+    return (
+        [p.as_dict() for p in compilation.problems],
+        [w.as_dict() for w in compilation.warnings],
+    )
 
 
 def deploy(files: list[tuple[str, bytes]], actor: User | None) -> list[Deployed]:
