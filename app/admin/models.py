@@ -5,11 +5,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
-from app.core.db import JSONType, UTCDateTime, utcnow
+from app.core.db import JSONType, UTCDateTime, enum_type, utcnow
 from app.core.extensions import db
 
 
@@ -30,13 +30,7 @@ class ProcessDraft(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[DraftKind] = mapped_column(
-        Enum(
-            DraftKind,
-            name="draft_kind",
-            native_enum=False,
-            length=10,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        enum_type(DraftKind, "draft_kind", length=10),
         default=DraftKind.BPMN,
     )
     key: Mapped[str] = mapped_column(String(200))

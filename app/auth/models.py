@@ -6,10 +6,10 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Column, Enum, ForeignKey, String, Table, Text
+from sqlalchemy import Boolean, Column, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.core.db import UTCDateTime, utcnow
+from app.core.db import UTCDateTime, enum_type, utcnow
 from app.core.extensions import db
 
 
@@ -40,19 +40,13 @@ ROLE_LABELS = {Role.AGENT: "Agent", Role.ANALYST: "Analyste", Role.ADMIN: "Admin
 _ROLE_RANK = {Role.AGENT: 0, Role.ANALYST: 1, Role.ADMIN: 2}
 
 
-def _enum(cls, name):
-    return Enum(
-        cls, name=name, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
-    )
-
-
 class OrgUnit(db.Model):
     __tablename__ = "org_unit"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(60), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[OrgUnitKind] = mapped_column(_enum(OrgUnitKind, "org_unit_kind"))
+    kind: Mapped[OrgUnitKind] = mapped_column(enum_type(OrgUnitKind, "org_unit_kind"))
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("org_unit.id", ondelete="RESTRICT"), index=True
     )
@@ -106,7 +100,7 @@ class User(UserMixin, db.Model):
     org_unit_id: Mapped[int | None] = mapped_column(
         ForeignKey("org_unit.id", ondelete="SET NULL"), index=True
     )
-    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), default=Role.AGENT)
+    role: Mapped[Role] = mapped_column(enum_type(Role, "user_role"), default=Role.AGENT)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     locale: Mapped[str | None] = mapped_column(String(8))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import UTCDateTime, utcnow
+from app.core.db import UTCDateTime, enum_type, utcnow
 from app.core.extensions import db
 
 
@@ -24,13 +24,7 @@ class Contact(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[ContactKind] = mapped_column(
-        Enum(
-            ContactKind,
-            name="contact_kind",
-            native_enum=False,
-            length=20,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        enum_type(ContactKind, "contact_kind"),
         default=ContactKind.PERSON,
     )
     civility: Mapped[str | None] = mapped_column(String(20))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, TypeDecorator, event
+from sqlalchemy import JSON, DateTime, Enum, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
@@ -39,6 +39,17 @@ class UTCDateTime(TypeDecorator):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def enum_type(enum_class: type, name: str, length: int = 20) -> Enum:
+    """A portable column type for a StrEnum: its values stored in a VARCHAR."""
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 def is_postgresql() -> bool:

@@ -5,18 +5,12 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
-from app.core.db import JSONType, UTCDateTime, utcnow
+from app.core.db import JSONType, UTCDateTime, enum_type, utcnow
 from app.core.extensions import db
-
-
-def _enum(cls, name):
-    return Enum(
-        cls, name=name, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
-    )
 
 
 class ProcessDefinition(db.Model):
@@ -108,7 +102,7 @@ class ProcessInstance(db.Model):
     version_id: Mapped[int] = mapped_column(ForeignKey("process_version.id"), index=True)
     process_key: Mapped[str] = mapped_column(String(200), index=True)
     status: Mapped[InstanceStatus] = mapped_column(
-        _enum(InstanceStatus, "instance_status"), default=InstanceStatus.RUNNING, index=True
+        enum_type(InstanceStatus, "instance_status"), default=InstanceStatus.RUNNING, index=True
     )
     business_key: Mapped[str | None] = mapped_column(String(200), index=True)
     title: Mapped[str | None] = mapped_column(String(500))
@@ -160,7 +154,7 @@ class HumanTask(db.Model):
     form_key: Mapped[str | None] = mapped_column(String(100))
     lane: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[TaskStatus] = mapped_column(
-        _enum(TaskStatus, "task_status"), default=TaskStatus.OPEN
+        enum_type(TaskStatus, "task_status"), default=TaskStatus.OPEN
     )
     assignee_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL")
@@ -261,7 +255,7 @@ class EngineJob(db.Model):
     element_id: Mapped[str] = mapped_column(String(200))
     handler: Mapped[str] = mapped_column(String(200))
     status: Mapped[JobStatus] = mapped_column(
-        _enum(JobStatus, "job_status"), default=JobStatus.PENDING
+        enum_type(JobStatus, "job_status"), default=JobStatus.PENDING
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
