@@ -7,3 +7,8 @@ cd "$(dirname "$0")/.."
 out=app/static/vendor
 rm -rf "$out" && mkdir -p "$out"
 cp frontend/node_modules/htmx.org/dist/htmx.min.js "$out/"
+# bpmn-js: the read-only viewer of the task page (the bpmn.io watermark stays visible).
+mkdir -p "$out/bpmn-js"
+cp frontend/node_modules/bpmn-js/dist/bpmn-navigated-viewer.production.min.js "$out/bpmn-js/"
+cp frontend/node_modules/bpmn-js/dist/assets/diagram-js.css frontend/node_modules/bpmn-js/dist/assets/bpmn-js.css "$out/bpmn-js/"
+cp -r frontend/node_modules/bpmn-js/dist/assets/bpmn-font "$out/bpmn-js/"
