@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
@@ -128,6 +139,10 @@ class ProcessInstance(db.Model):
     initiator: Mapped[User | None] = relationship()
 
 
+# Undated tasks sort after every dated one: ``due_sort`` is ``due_at`` or this moment.
+NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
 class TaskStatus(enum.StrEnum):
     OPEN = "open"
     COMPLETED = "completed"
@@ -140,8 +155,17 @@ class HumanTask(db.Model):
     __tablename__ = "human_task"
     __table_args__ = (
         UniqueConstraint("instance_id", "spiff_task_id", name="uq_human_task_spiff"),
-        Index("ix_human_task_assignee_open", "assignee_id", "status", "due_at"),
+        # The inbox's "à traiter" page: one agent's open tasks in due order, from the index.
+        Index(
+            "ix_human_task_assignee_open",
+            "assignee_id",
+            "due_sort",
+            "id",
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
         Index("ix_human_task_status_created", "status", "created_at"),
+        Index("ix_human_task_completed_by", "completed_by_id", "completed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -163,8 +187,17 @@ class HumanTask(db.Model):
     )
     priority: Mapped[int] = mapped_column(Integer, default=50)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # due_at, or NO_DUE_DATE: a non-null sort key the inbox's indexes and cursors use.
+    due_sort: Mapped[datetime] = mapped_column(UTCDateTime, default=NO_DUE_DATE)
     follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the case reached the authority (the item's legal start date), for sorting.
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Delegation (delegate and resolve): the owner gets the task back once resolved.
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    delegation_state: Mapped[str | None] = mapped_column(String(20))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_by_id: Mapped[int | None] = mapped_column(
@@ -178,6 +211,7 @@ class HumanTask(db.Model):
 
     instance: Mapped[ProcessInstance] = relationship()
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
     completed_by: Mapped[User | None] = relationship(foreign_keys=[completed_by_id])
     candidates: Mapped[list[TaskCandidate]] = relationship(
         back_populates="task", cascade="all, delete-orphan"
@@ -185,12 +219,32 @@ class HumanTask(db.Model):
 
 
 class TaskCandidate(db.Model):
-    """One candidate (a group name or a user) of an open task: the inbox's join table."""
+    """One candidate (a group name or a user) of an open task: the inbox's join table.
+
+    ``due_sort`` and ``unclaimed`` copy the task's so that one group's basket page is
+    read from a partial index in due order, without touching the task table.
+    """
 
     __tablename__ = "task_candidate"
     __table_args__ = (
         Index("ix_task_candidate_group", "group_name", "task_id"),
         Index("ix_task_candidate_user", "user_id", "task_id"),
+        Index(
+            "ix_task_candidate_group_basket",
+            "group_name",
+            "due_sort",
+            "task_id",
+            postgresql_where=text("unclaimed"),
+            sqlite_where=text("unclaimed"),
+        ),
+        Index(
+            "ix_task_candidate_user_basket",
+            "user_id",
+            "due_sort",
+            "task_id",
+            postgresql_where=text("unclaimed"),
+            sqlite_where=text("unclaimed"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -199,8 +253,24 @@ class TaskCandidate(db.Model):
     )
     group_name: Mapped[str | None] = mapped_column(String(80))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    due_sort: Mapped[datetime] = mapped_column(UTCDateTime, default=NO_DUE_DATE)
+    unclaimed: Mapped[bool] = mapped_column(Boolean, default=True)
 
     task: Mapped[HumanTask] = relationship(back_populates="candidates")
+
+
+@event.listens_for(HumanTask, "before_insert")
+@event.listens_for(HumanTask, "before_update")
+def _keep_due_sort(mapper, connection, task: HumanTask) -> None:
+    task.due_sort = task.due_at or NO_DUE_DATE
+
+
+@event.listens_for(TaskCandidate, "before_insert")
+def _copy_task_keys(mapper, connection, candidate: TaskCandidate) -> None:
+    task = candidate.task
+    if task is not None:
+        candidate.due_sort = task.due_at or NO_DUE_DATE
+        candidate.unclaimed = task.assignee_id is None
 
 
 class EngineTimer(db.Model):
