@@ -194,9 +194,7 @@ class HumanTask(db.Model):
     # When the case reached the authority (the item's legal start date), for sorting.
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Delegation (delegate and resolve): the owner gets the task back once resolved.
-    owner_id: Mapped[int | None] = mapped_column(
-        ForeignKey("user_account.id", ondelete="SET NULL")
-    )
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     delegation_state: Mapped[str | None] = mapped_column(String(20))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -10,7 +10,6 @@ from app.core.extensions import db
 from app.core.permissions import policy
 from app.engine.models import HumanTask, ProcessInstance, TaskCandidate, TaskStatus
 
-
 # Who else a user may act for right now (an absent colleague they substitute): other
 # domains register ``provider(user) -> user ids``; the task policy lets the user act on
 # the tasks assigned to those colleagues, or offered to them by name.

@@ -1,0 +1,533 @@
+"""Reading the inbox: views, filters, search, sort orders, cursors and counts.
+
+Every list reads the engine's materialised task rows (never a workflow). The two
+views agents open all day are answered from partial indexes: « À traiter » from
+``ix_human_task_assignee_open`` (assignee, due order), « Corbeilles de mes groupes »
+from ``ix_task_candidate_group_basket`` — one ordered index range per group, merged,
+so a first page costs the same whether the agent belongs to one group or five.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import joinedload
+
+from app.auth.models import Group, User
+from app.core.errors import ValidationFailed
+from app.core.extensions import db
+from app.core.pagination import after, decode_cursor, encode_cursor
+from app.engine.models import NO_DUE_DATE, HumanTask, ProcessInstance, TaskCandidate, TaskStatus
+from app.engine.permissions import principals
+from app.engine.runtime import searchable
+from app.inbox.models import CaseFollow
+
+PARIS = ZoneInfo("Europe/Paris")
+
+VIEWS = ("mine", "candidate", "followed", "overdue", "completed", "all")
+VIEW_LABELS = {
+    "mine": "À traiter",
+    "candidate": "Corbeilles de mes groupes",
+    "followed": "Suivis",
+    "overdue": "En retard",
+    "completed": "Terminées",
+    "all": "Toutes les tâches",
+}
+SORTS = {
+    "due": "Échéance la plus proche",
+    "-due": "Échéance la plus lointaine",
+    "priority": "Priorité la plus haute",
+    "received": "Reçues en premier",
+    "-received": "Reçues en dernier",
+    "-completed": "Terminées récemment",
+}
+DEFAULT_SORT = {"completed": "-completed"}
+
+# Columns an agent may show; case variables come from the task's metadata.
+COLUMNS = {
+    "title": "Tâche",
+    "process": "Circuit",
+    "chrono": "Chrono",
+    "sender": "Expéditeur",
+    "type": "Type",
+    "amount": "Montant",
+    "channel": "Canal",
+    "service": "Service",
+    "delegation": "Délégation",
+    "due": "Échéance",
+    "priority": "Priorité",
+    "received": "Reçu le",
+    "created": "Créée le",
+    "assignee": "Attribuée à",
+    "groups": "Corbeilles",
+    "completed": "Terminée le",
+}
+DEFAULT_COLUMNS = {
+    "mine": ["title", "chrono", "sender", "due", "priority"],
+    "candidate": ["title", "chrono", "sender", "groups", "due", "priority"],
+    "followed": ["title", "chrono", "assignee", "due"],
+    "overdue": ["title", "chrono", "assignee", "groups", "due"],
+    "completed": ["title", "chrono", "process", "completed"],
+    "all": ["title", "chrono", "assignee", "groups", "due", "priority"],
+}
+METADATA_COLUMNS = {
+    "chrono": ("chrono",),
+    "sender": ("sender_name", "sender"),
+    "type": ("type", "case_type", "document_type"),
+    "amount": ("amount",),
+    "channel": ("channel",),
+    "service": ("service",),
+    "delegation": ("delegation",),
+}
+
+# Literal predicates, spelt exactly as the partial indexes' (bound parameters would
+# keep SQLite's planner, and PostgreSQL's generic plans, from using those indexes).
+OPEN = literal_column("human_task.status") == literal_column("'open'")
+UNCLAIMED = literal_column("task_candidate.unclaimed")
+
+MY_GROUPS = ("mes groupes", "mes_groupes", "my_groups")
+ME = ("me", "moi")
+_TODAY_RE = re.compile(r"^(?:aujourd'hui|aujourd’hui|today)\s*(?:([+-])\s*(\d{1,3}))?$")
+
+FILTER_KEYS = (
+    "q",
+    "process_key",
+    "service",
+    "delegation",
+    "channel",
+    "due_from",
+    "due_to",
+    "priority_min",
+    "priority_max",
+    "group",
+    "assignee",
+)
+# The saved-filter parameters: plain values and the symbolic words above, never code.
+FILTER_PARAMS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "q": {"type": "string", "maxLength": 200},
+        "process_key": {"type": "string", "maxLength": 200},
+        "service": {"type": "string", "maxLength": 200},
+        "delegation": {"type": "string", "maxLength": 200},
+        "channel": {"type": "string", "maxLength": 60},
+        "due_from": {"type": "string", "maxLength": 40},
+        "due_to": {"type": "string", "maxLength": 40},
+        "priority_min": {"type": ["integer", "string"], "maxLength": 3},
+        "priority_max": {"type": ["integer", "string"], "maxLength": 3},
+        "group": {"type": "string", "maxLength": 80},
+        "assignee": {"type": "string", "maxLength": 254},
+        "sort": {"type": "string", "enum": list(SORTS)},
+    },
+}
+
+
+def today() -> date:
+    """Today in the authority's time zone (filters say « aujourd'hui » in Paris time)."""
+    from app.core.db import utcnow
+
+    return utcnow().astimezone(PARIS).date()
+
+
+@dataclass
+class Filters:
+    """Resolved filters: symbolic parameters already replaced by values."""
+
+    terms: list[str] = field(default_factory=list)
+    process_key: str | None = None
+    service: str | None = None
+    delegation: str | None = None
+    channel: str | None = None
+    due_from: datetime | None = None
+    due_before: datetime | None = None
+    priority_min: int | None = None
+    priority_max: int | None = None
+    groups: list[str] | None = None
+    assignee_id: int | None = None
+
+    @property
+    def touch_tasks(self) -> bool:
+        """True when a condition needs the task row itself."""
+        return any(
+            v not in (None, [])
+            for v in (
+                self.terms,
+                self.process_key,
+                self.service,
+                self.delegation,
+                self.channel,
+                self.due_from,
+                self.due_before,
+                self.priority_min,
+                self.priority_max,
+                self.assignee_id,
+            )
+        )
+
+
+def _day(raw: str, field_name: str, errors: list[dict], base: date) -> date | None:
+    text = raw.strip().lower()
+    match = _TODAY_RE.match(text)
+    if match:
+        sign, number = match.groups()
+        offset = int(number or 0) * (-1 if sign == "-" else 1)
+        return base + timedelta(days=offset)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        errors.append(
+            {
+                "field": field_name,
+                "message": "Date attendue (AAAA-MM-JJ) ou « aujourd'hui », "
+                "« aujourd'hui+7 », « aujourd'hui-1 ».",
+            }
+        )
+        return None
+
+
+def _paris_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0, 0), tzinfo=PARIS).astimezone(UTC)
+
+
+def _priority(raw: Any, field_name: str, errors: list[dict]) -> int | None:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 100:
+        errors.append({"field": field_name, "message": "Nombre entier entre 0 et 100 attendu."})
+        return None
+    return value
+
+
+def parse_filters(raw: dict[str, Any], user: User) -> Filters:
+    """Resolve filter parameters (from a query string or a saved filter) for ``user``.
+
+    ``assignee=me``, ``group=mes groupes``, ``due_to=aujourd'hui`` are resolved here,
+    at the moment the list is read. Invalid values raise ValidationFailed (French).
+    """
+    errors: list[dict] = []
+    filters = Filters()
+    values = {k: raw.get(k) for k in FILTER_KEYS if raw.get(k) not in (None, "")}
+    base = today()
+    if "q" in values:
+        filters.terms = [t for t in searchable(str(values["q"])[:200]).split() if t][:8]
+    for name in ("process_key", "service", "delegation", "channel"):
+        if name in values:
+            setattr(filters, name, str(values[name]).strip()[:200])
+    if "due_from" in values:
+        day = _day(str(values["due_from"]), "due_from", errors, base)
+        filters.due_from = _paris_midnight(day) if day else None
+    if "due_to" in values:
+        day = _day(str(values["due_to"]), "due_to", errors, base)
+        filters.due_before = _paris_midnight(day + timedelta(days=1)) if day else None
+    if "priority_min" in values:
+        filters.priority_min = _priority(values["priority_min"], "priority_min", errors)
+    if "priority_max" in values:
+        filters.priority_max = _priority(values["priority_max"], "priority_max", errors)
+    if "group" in values:
+        name = str(values["group"]).strip()
+        if name.lower() in MY_GROUPS:
+            filters.groups = user.group_names
+        elif db.session.execute(select(Group.id).where(Group.name == name)).first() is None:
+            errors.append({"field": "group", "message": f"Groupe inconnu : {name}."})
+        else:
+            filters.groups = [name]
+    if "assignee" in values:
+        who = str(values["assignee"]).strip().lower()
+        if who in ME:
+            filters.assignee_id = user.id
+        else:
+            found = db.session.execute(select(User.id).where(User.email == who)).scalar()
+            if found is None:
+                errors.append({"field": "assignee", "message": f"Agent inconnu : {who}."})
+            filters.assignee_id = found
+    if errors:
+        raise ValidationFailed("Les filtres ne sont pas valides.", errors=errors)
+    return filters
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _meta(key: str):
+    return HumanTask.metadata_[key].as_string()
+
+
+def filter_conditions(filters: Filters) -> list[ColumnElement]:
+    """SQL conditions on the task row for the resolved filters."""
+    conditions: list[ColumnElement] = []
+    for term in filters.terms:
+        conditions.append(HumanTask.search_text.like(_like(term), escape="\\"))
+    if filters.process_key:
+        conditions.append(HumanTask.process_key == filters.process_key)
+    for key in ("service", "delegation", "channel"):
+        value = getattr(filters, key)
+        if value:
+            conditions.append(_meta(key) == value)
+    if filters.due_from:
+        conditions.append(HumanTask.due_at >= filters.due_from)
+    if filters.due_before:
+        conditions.append(HumanTask.due_at < filters.due_before)
+    if filters.priority_min is not None:
+        conditions.append(HumanTask.priority >= filters.priority_min)
+    if filters.priority_max is not None:
+        conditions.append(HumanTask.priority <= filters.priority_max)
+    if filters.assignee_id is not None:
+        conditions.append(HumanTask.assignee_id == filters.assignee_id)
+    if filters.groups is not None:
+        if not filters.groups:
+            conditions.append(false())
+        else:
+            conditions.append(
+                HumanTask.id.in_(
+                    select(TaskCandidate.task_id).where(
+                        TaskCandidate.group_name.in_(filters.groups)
+                    )
+                )
+            )
+    return conditions
+
+
+# --- views ------------------------------------------------------------------------------
+
+
+@dataclass
+class Viewer:
+    """Who reads the inbox: the user, the colleagues they act for, their groups."""
+
+    user: User
+    ids: list[int]
+    groups: list[str]
+    now: datetime
+
+    @classmethod
+    def of(cls, user: User) -> Viewer:
+        from app.core.db import utcnow
+
+        return cls(user, sorted(principals(user)), list(user.group_names), utcnow())
+
+
+def _basket_condition(viewer: Viewer) -> ColumnElement:
+    offered = or_(
+        TaskCandidate.group_name.in_(viewer.groups) if viewer.groups else false(),
+        TaskCandidate.user_id.in_(viewer.ids),
+    )
+    return and_(
+        HumanTask.assignee_id.is_(None),
+        HumanTask.id.in_(select(TaskCandidate.task_id).where(UNCLAIMED, offered)),
+    )
+
+
+def _not_snoozed(viewer: Viewer) -> ColumnElement:
+    return or_(HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= viewer.now)
+
+
+def view_condition(view: str, viewer: Viewer) -> ColumnElement:
+    """Which task rows belong to a view, for this viewer."""
+    mine = HumanTask.assignee_id.in_(viewer.ids)
+    if view == "mine":
+        return and_(OPEN, mine, _not_snoozed(viewer))
+    if view == "candidate":
+        return and_(OPEN, _basket_condition(viewer))
+    if view == "followed":
+        started = select(ProcessInstance.id).where(ProcessInstance.initiator_id == viewer.user.id)
+        followed = select(CaseFollow.instance_id).where(CaseFollow.user_id == viewer.user.id)
+        snoozed = and_(mine, HumanTask.follow_up_at > viewer.now)
+        return and_(
+            OPEN,
+            or_(HumanTask.instance_id.in_(started), HumanTask.instance_id.in_(followed), snoozed),
+        )
+    if view == "overdue":
+        return and_(OPEN, HumanTask.due_sort < viewer.now, or_(mine, _basket_condition(viewer)))
+    if view == "completed":
+        return and_(
+            HumanTask.status == TaskStatus.COMPLETED,
+            HumanTask.completed_by_id == viewer.user.id,
+        )
+    if view == "all":
+        if viewer.user.is_admin:
+            return OPEN
+        return and_(OPEN, or_(mine, _basket_condition(viewer)))
+    raise ValidationFailed(
+        "Vue inconnue.",
+        errors=[{"field": "view", "message": "Choix possibles : " + ", ".join(VIEWS) + "."}],
+    )
+
+
+def _sort_spec(sort: str) -> tuple[list[Any], bool]:
+    match sort:
+        case "due":
+            return [HumanTask.due_sort, HumanTask.id], False
+        case "-due":
+            return [HumanTask.due_sort, HumanTask.id], True
+        case "priority":
+            return [HumanTask.priority, HumanTask.id], True
+        case "received":
+            return [HumanTask.received_at, HumanTask.id], False
+        case "-received":
+            return [HumanTask.received_at, HumanTask.id], True
+        case "-completed":
+            return [HumanTask.completed_at, HumanTask.id], True
+    raise ValidationFailed(
+        "Tri inconnu.",
+        errors=[{"field": "sort", "message": "Choix possibles : " + ", ".join(SORTS) + "."}],
+    )
+
+
+def _cursor_values(cursor: str, sort: str) -> list[Any]:
+    values = decode_cursor(cursor)
+    invalid = ValidationFailed(
+        "Curseur de pagination invalide.",
+        errors=[{"field": "cursor", "message": "Curseur invalide."}],
+    )
+    if len(values) != 3 or values[0] != sort:
+        raise invalid
+    try:
+        key = datetime.fromisoformat(values[1]) if sort != "priority" else int(values[1])
+        return [key, int(values[2])]
+    except (TypeError, ValueError) as exc:
+        raise invalid from exc
+
+
+def _cursor_for(task: HumanTask, sort: str) -> str:
+    key = {
+        "due": task.due_sort,
+        "-due": task.due_sort,
+        "priority": task.priority,
+        "received": task.received_at,
+        "-received": task.received_at,
+        "-completed": task.completed_at,
+    }[sort]
+    return encode_cursor([sort, key.isoformat() if isinstance(key, datetime) else key, task.id])
+
+
+@dataclass
+class Page:
+    tasks: list[HumanTask]
+    next_cursor: str | None
+    viewer: Viewer
+
+
+def list_tasks(
+    user: User,
+    view: str,
+    *,
+    filters: Filters | None = None,
+    sort: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """One page of a view, filtered and sorted, after ``cursor``."""
+    viewer = Viewer.of(user)
+    filters = filters or Filters()
+    sort = sort or DEFAULT_SORT.get(view, "due")
+    columns, descending = _sort_spec(sort)
+    values = _cursor_values(cursor, sort) if cursor else None
+    stmt = select(HumanTask).options(joinedload(HumanTask.assignee))
+    if view == "candidate" and sort in ("due", "-due"):
+        ids = _basket_page_ids(viewer, filters, descending, values, limit)
+        stmt = stmt.where(HumanTask.id.in_(ids))
+    else:
+        stmt = stmt.where(view_condition(view, viewer), *filter_conditions(filters))
+    if values is not None:
+        stmt = stmt.where(after(columns, values, descending))
+    order = [c.desc() if descending else c.asc() for c in columns]
+    tasks = list(db.session.execute(stmt.order_by(*order).limit(limit + 1)).scalars())
+    next_cursor = None
+    if len(tasks) > limit:
+        tasks = tasks[:limit]
+        next_cursor = _cursor_for(tasks[-1], sort)
+    return Page(tasks, next_cursor, viewer)
+
+
+def _basket_page_ids(
+    viewer: Viewer, filters: Filters, descending: bool, values: list | None, limit: int
+):
+    """Task ids of the next basket page: the first ``limit + 1`` of each basket (one
+    ordered range of the partial index per group or named candidate), merged."""
+    keys = [TaskCandidate.due_sort, TaskCandidate.task_id]
+    order = [k.desc() if descending else k.asc() for k in keys]
+    offers = [TaskCandidate.group_name == g for g in viewer.groups]
+    offers += [TaskCandidate.user_id == i for i in viewer.ids]
+    extra = filter_conditions(filters)
+    branches = []
+    for offer in offers:
+        branch = select(TaskCandidate.task_id.label("task_id")).where(offer, UNCLAIMED)
+        if extra:
+            branch = branch.join(HumanTask, HumanTask.id == TaskCandidate.task_id).where(*extra)
+        if values is not None:
+            branch = branch.where(after(keys, values, descending))
+        branches.append(select(branch.order_by(*order).limit(limit + 1).subquery().c.task_id))
+    if not branches:
+        return select(HumanTask.id).where(false())
+    if len(branches) == 1:
+        return branches[0]
+    return union_all(*branches)
+
+
+# --- counts ---------------------------------------------------------------------------
+
+
+def count_view(user: User, view: str, viewer: Viewer | None = None) -> int:
+    """How many tasks a view holds (without filters)."""
+    viewer = viewer or Viewer.of(user)
+    if view == "candidate":
+        offered = or_(
+            TaskCandidate.group_name.in_(viewer.groups) if viewer.groups else false(),
+            TaskCandidate.user_id.in_(viewer.ids),
+        )
+        stmt = select(func.count(func.distinct(TaskCandidate.task_id))).where(UNCLAIMED, offered)
+    else:
+        stmt = select(func.count()).select_from(HumanTask).where(view_condition(view, viewer))
+    return db.session.execute(stmt).scalar() or 0
+
+
+def view_counts(user: User) -> dict[str, int]:
+    """The count of every view the user sees, for the tabs."""
+    viewer = Viewer.of(user)
+    views = [v for v in VIEWS if v != "all" or user.is_admin]
+    return {view: count_view(user, view, viewer) for view in views}
+
+
+def column_value(task: HumanTask, column: str) -> Any:
+    """The raw value of a column for a task (the template formats it)."""
+    if column in METADATA_COLUMNS:
+        meta = task.metadata_ or {}
+        for key in METADATA_COLUMNS[column]:
+            if meta.get(key) not in (None, ""):
+                return meta[key]
+        return None
+    return {
+        "title": task.title,
+        "process": task.process_key,
+        "due": task.due_at,
+        "priority": task.priority,
+        "received": task.received_at,
+        "created": task.created_at,
+        "assignee": task.assignee.name if task.assignee else None,
+        "groups": ", ".join(task.candidate_groups or []) or None,
+        "completed": task.completed_at,
+    }.get(column)
+
+
+def is_overdue(task: HumanTask, now: datetime) -> bool:
+    """True when an open task is past its due date."""
+    return task.status == TaskStatus.OPEN and task.due_sort < now and task.due_sort != NO_DUE_DATE
