@@ -81,6 +81,7 @@ def make_app(backend: str, workdir: Path, **overrides):
         "SQLALCHEMY_DATABASE_URI": url.replace("postgresql://", "postgresql+psycopg://", 1),
         "MISSIVE_STORAGE": str(workdir / "storage"),
         "SERVER_NAME": None,
+        "MISSIVE_FORMS_DIRS": str(Path(__file__).parent / "fixtures" / "forms"),
         **overrides,
     }
     application = create_app(config)
