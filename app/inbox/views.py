@@ -18,7 +18,7 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from app.auth.models import Group
+from app.auth.models import Group, User
 from app.core.errors import MissiveError, ValidationFailed
 from app.core.extensions import db
 from app.core.jsonforms import errors_by_field, form_fields, parse_submission
@@ -122,7 +122,7 @@ def index():
                 "task": task,
                 "cells": [queries.column_value(task, c) for c in columns],
                 "overdue": queries.is_overdue(task, page.viewer.now),
-                "on_behalf": db.session.get(type(current_user), absent_id) if absent_id else None,
+                "on_behalf": db.session.get(User, absent_id) if absent_id else None,
                 "claimable": task.status == TaskStatus.OPEN
                 and task.assignee_id is None
                 and (is_candidate(current_user, task) or current_user.is_admin),
@@ -260,7 +260,7 @@ def _task_page(task: HumanTask, *, values=None, errors=None, status: int = 200):
             values=values,
             errors=errors or {},
             draft=draft,
-            on_behalf=db.session.get(type(current_user), absent_id) if absent_id else None,
+            on_behalf=db.session.get(User, absent_id) if absent_id else None,
             documents=docs,
             history=history,
             history_labels=HISTORY_LABELS,
