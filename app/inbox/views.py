@@ -126,7 +126,7 @@ def index():
                 "claimable": task.status == TaskStatus.OPEN
                 and task.assignee_id is None
                 and (is_candidate(current_user, task) or current_user.is_admin),
-                "held": task.assignee_id in page.viewer.ids,
+                "held": task.status == TaskStatus.OPEN and task.assignee_id in page.viewer.ids,
             }
         )
     query_args = {k: v for k, v in request.args.items() if k != "apres"}
