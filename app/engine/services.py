@@ -580,7 +580,7 @@ def _require_task(actor: User, action: str, task: HumanTask) -> None:
             "son propriétaire."
         )
     if (
-        action not in ("view", "assign")
+        action != "view"
         and task.assignee_id is not None
         and task.assignee_id not in principals(actor)
         and not actor.is_admin

@@ -21,9 +21,9 @@ def saved_filter_policy(user, action: str, saved) -> bool:
 @register_principals
 def absent_colleagues(user) -> list[int]:
     """The colleagues ``user`` substitutes today (their tasks become actionable)."""
-    from app.inbox.services import active_absences_for
+    from app.inbox.services import absent_ids_for
 
-    return [a.absent_id for a in active_absences_for(user)]
+    return absent_ids_for(user)
 
 
 @on_task_created

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import joinedload
 
-from app.auth.models import Group, User
+from app.auth.models import Group, User, group_membership
 from app.core.errors import ValidationFailed
 from app.core.extensions import db
 from app.core.pagination import after, decode_cursor, encode_cursor
@@ -322,7 +322,13 @@ class Viewer:
     def of(cls, user: User) -> Viewer:
         from app.core.db import utcnow
 
-        return cls(user, sorted(principals(user)), list(user.group_names), utcnow())
+        groups = db.session.execute(
+            select(Group.name)
+            .join(group_membership, group_membership.c.group_id == Group.id)
+            .where(group_membership.c.user_id == user.id)
+            .order_by(Group.name)
+        ).scalars()
+        return cls(user, sorted(principals(user)), list(groups), utcnow())
 
 
 def _basket_condition(viewer: Viewer) -> ColumnElement:
@@ -441,16 +447,17 @@ def list_tasks(
     sort = sort or DEFAULT_SORT.get(view, "due")
     columns, descending = _sort_spec(sort)
     values = _cursor_values(cursor, sort) if cursor else None
+    condition = view_condition(view, viewer)  # also refuses unknown views
     stmt = select(HumanTask).options(joinedload(HumanTask.assignee))
-    if view == "candidate" and sort in ("due", "-due"):
-        ids = _basket_page_ids(viewer, filters, descending, values, limit)
+    if sort in ("due", "-due") and view in INDEXED_VIEWS and not (view == "all" and user.is_admin):
+        ids = _indexed_page_ids(view, viewer, filters, descending, values, limit)
         stmt = stmt.where(HumanTask.id.in_(ids))
     else:
-        stmt = stmt.where(view_condition(view, viewer), *filter_conditions(filters))
+        stmt = stmt.where(condition, *filter_conditions(filters))
     if values is not None:
         stmt = stmt.where(after(columns, values, descending))
     order = [c.desc() if descending else c.asc() for c in columns]
-    tasks = list(db.session.execute(stmt.order_by(*order).limit(limit + 1)).scalars())
+    tasks = list(db.session.execute(stmt.order_by(*order).limit(limit + 1)).scalars().unique())
     next_cursor = None
     if len(tasks) > limit:
         tasks = tasks[:limit]
@@ -458,29 +465,51 @@ def list_tasks(
     return Page(tasks, next_cursor, viewer)
 
 
-def _basket_page_ids(
-    viewer: Viewer, filters: Filters, descending: bool, values: list | None, limit: int
+# Views whose due-ordered pages are read range by range from the partial indexes.
+INDEXED_VIEWS = ("mine", "candidate", "overdue", "all")
+
+
+def _indexed_page_ids(
+    view: str, viewer: Viewer, filters: Filters, descending: bool, values: list | None, limit: int
 ):
-    """Task ids of the next basket page: the first ``limit + 1`` of each basket (one
-    ordered range of the partial index per group or named candidate), merged."""
-    keys = [TaskCandidate.due_sort, TaskCandidate.task_id]
-    order = [k.desc() if descending else k.asc() for k in keys]
-    offers = [TaskCandidate.group_name == g for g in viewer.groups]
-    offers += [TaskCandidate.user_id == i for i in viewer.ids]
+    """Task ids of the next page, due-ordered: the first ``limit + 1`` rows of each index
+    range — one per agent acted for (their open tasks), one per group or named basket
+    (unclaimed candidates) — merged. Each range is read in order and stops early, so a
+    first page costs the same whether the agent belongs to one group or five."""
     extra = filter_conditions(filters)
+    if view == "overdue":
+        extra.append(HumanTask.due_sort < viewer.now)
     branches = []
-    for offer in offers:
-        branch = select(TaskCandidate.task_id.label("task_id")).where(offer, UNCLAIMED)
-        if extra:
-            branch = branch.join(HumanTask, HumanTask.id == TaskCandidate.task_id).where(*extra)
-        if values is not None:
-            branch = branch.where(after(keys, values, descending))
-        branches.append(select(branch.order_by(*order).limit(limit + 1).subquery().c.task_id))
+    if view in ("mine", "all", "overdue"):
+        keys = [HumanTask.due_sort, HumanTask.id]
+        order = [k.desc() if descending else k.asc() for k in keys]
+        for person in viewer.ids:
+            branch = select(HumanTask.id.label("task_id")).where(
+                OPEN, HumanTask.assignee_id == person, *extra
+            )
+            if view == "mine":
+                branch = branch.where(_not_snoozed(viewer))
+            if values is not None:
+                branch = branch.where(after(keys, values, descending))
+            branches.append(branch.order_by(*order).limit(limit + 1))
+    if view in ("candidate", "all", "overdue"):
+        keys = [TaskCandidate.due_sort, TaskCandidate.task_id]
+        order = [k.desc() if descending else k.asc() for k in keys]
+        offers = [TaskCandidate.group_name == g for g in viewer.groups]
+        offers += [TaskCandidate.user_id == i for i in viewer.ids]
+        for offer in offers:
+            branch = select(TaskCandidate.task_id.label("task_id")).where(offer, UNCLAIMED)
+            if extra:
+                branch = branch.join(HumanTask, HumanTask.id == TaskCandidate.task_id).where(
+                    *extra
+                )
+            if values is not None:
+                branch = branch.where(after(keys, values, descending))
+            branches.append(branch.order_by(*order).limit(limit + 1))
     if not branches:
         return select(HumanTask.id).where(false())
-    if len(branches) == 1:
-        return branches[0]
-    return union_all(*branches)
+    wrapped = [select(b.subquery().c.task_id) for b in branches]
+    return wrapped[0] if len(wrapped) == 1 else union_all(*wrapped)
 
 
 # --- counts ---------------------------------------------------------------------------

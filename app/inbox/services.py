@@ -475,6 +475,20 @@ def active_absences_for(substitute: User, on: date | None = None) -> list[Substi
     )
 
 
+def absent_ids_for(substitute: User, on: date | None = None) -> list[int]:
+    """Ids of the colleagues ``substitute`` acts for today (one light query)."""
+    day = on or queries.today()
+    return list(
+        db.session.execute(
+            select(Substitution.absent_id).where(
+                Substitution.substitute_id == substitute.id,
+                Substitution.starts_on <= day,
+                Substitution.ends_on >= day,
+            )
+        ).scalars()
+    )
+
+
 def declare_absence(
     absent: User,
     substitute_email: str,
