@@ -139,6 +139,9 @@ class ProcessInstance(db.Model):
     initiator: Mapped[User | None] = relationship()
 
 
+# The plain-search text of a task is capped: it lives in the inbox's b-tree indexes.
+SEARCH_TEXT_MAX = 1000
+
 # Undated tasks sort after every dated one: ``due_sort`` is ``due_at`` or this moment.
 NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
 
@@ -155,12 +158,16 @@ class HumanTask(db.Model):
     __tablename__ = "human_task"
     __table_args__ = (
         UniqueConstraint("instance_id", "spiff_task_id", name="uq_human_task_spiff"),
-        # The inbox's "à traiter" page: one agent's open tasks in due order, from the index.
+        # The inbox's "à traiter" page: one agent's open tasks in due order, from the index
+        # alone (follow_up_at and search_text ride along so that snoozed tasks are skipped
+        # and searches filtered without reading the table).
         Index(
             "ix_human_task_assignee_open",
             "assignee_id",
             "due_sort",
             "id",
+            "follow_up_at",
+            "search_text",
             postgresql_where=text("status = 'open'"),
             sqlite_where=text("status = 'open'"),
         ),
@@ -204,7 +211,7 @@ class HumanTask(db.Model):
     candidate_groups: Mapped[list] = mapped_column(JSONType, default=list)
     candidate_users: Mapped[list] = mapped_column(JSONType, default=list)
     metadata_: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
-    search_text: Mapped[str] = mapped_column(Text, default="")
+    search_text: Mapped[str] = mapped_column(String(SEARCH_TEXT_MAX), default="")
     documentation: Mapped[str | None] = mapped_column(Text)
 
     instance: Mapped[ProcessInstance] = relationship()
@@ -219,8 +226,9 @@ class HumanTask(db.Model):
 class TaskCandidate(db.Model):
     """One candidate (a group name or a user) of an open task: the inbox's join table.
 
-    ``due_sort`` and ``unclaimed`` copy the task's so that one group's basket page is
-    read from a partial index in due order, without touching the task table.
+    ``due_sort``, ``unclaimed`` and ``search_text`` copy the task's so that one group's
+    basket page — searched or not — is read from a partial index in due order, without
+    touching the task table.
     """
 
     __tablename__ = "task_candidate"
@@ -232,6 +240,7 @@ class TaskCandidate(db.Model):
             "group_name",
             "due_sort",
             "task_id",
+            "search_text",
             postgresql_where=text("unclaimed"),
             sqlite_where=text("unclaimed"),
         ),
@@ -240,6 +249,7 @@ class TaskCandidate(db.Model):
             "user_id",
             "due_sort",
             "task_id",
+            "search_text",
             postgresql_where=text("unclaimed"),
             sqlite_where=text("unclaimed"),
         ),
@@ -253,6 +263,7 @@ class TaskCandidate(db.Model):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
     due_sort: Mapped[datetime] = mapped_column(UTCDateTime, default=NO_DUE_DATE)
     unclaimed: Mapped[bool] = mapped_column(Boolean, default=True)
+    search_text: Mapped[str] = mapped_column(String(SEARCH_TEXT_MAX), default="")
 
     task: Mapped[HumanTask] = relationship(back_populates="candidates")
 
@@ -269,6 +280,7 @@ def _copy_task_keys(mapper, connection, candidate: TaskCandidate) -> None:
     if task is not None:
         candidate.due_sort = task.due_at or NO_DUE_DATE
         candidate.unclaimed = task.assignee_id is None
+        candidate.search_text = task.search_text or ""
 
 
 class EngineTimer(db.Model):

@@ -29,6 +29,7 @@ from app.core.extensions import db
 from app.engine import sandbox
 from app.engine.handlers import HandlerContext, get_handler
 from app.engine.models import (
+    SEARCH_TEXT_MAX,
     EngineJob,
     EngineTimer,
     HumanTask,
@@ -278,7 +279,7 @@ def _new_human_task(instance: ProcessInstance, task, now: datetime) -> HumanTask
         candidate_groups=groups,
         candidate_users=users,
         metadata_=metadata,
-        search_text=searchable(name, title, *[str(v) for v in metadata.values()]),
+        search_text=searchable(name, title, *[str(v) for v in metadata.values()])[:SEARCH_TEXT_MAX],
         documentation=_documentation(ext.get("documentation"), data),
     )
     row.candidates = [TaskCandidate(group_name=g) for g in groups] + [

@@ -271,11 +271,14 @@ def _meta(key: str):
     return HumanTask.metadata_[key].as_string()
 
 
-def filter_conditions(filters: Filters) -> list[ColumnElement]:
+def search_conditions(filters: Filters, column=HumanTask.search_text) -> list[ColumnElement]:
+    """Every search term must appear in the (lower-case, accent-free) search text."""
+    return [column.like(_like(term), escape="\\") for term in filters.terms]
+
+
+def filter_conditions(filters: Filters, *, with_search: bool = True) -> list[ColumnElement]:
     """SQL conditions on the task row for the resolved filters."""
-    conditions: list[ColumnElement] = []
-    for term in filters.terms:
-        conditions.append(HumanTask.search_text.like(_like(term), escape="\\"))
+    conditions: list[ColumnElement] = search_conditions(filters) if with_search else []
     if filters.process_key:
         conditions.append(HumanTask.process_key == filters.process_key)
     for key in ("service", "delegation", "channel"):
@@ -476,7 +479,9 @@ def _indexed_page_ids(
     range — one per agent acted for (their open tasks), one per group or named basket
     (unclaimed candidates) — merged. Each range is read in order and stops early, so a
     first page costs the same whether the agent belongs to one group or five."""
-    extra = filter_conditions(filters)
+    # Search terms are checked on the indexes' copy of the search text; other filters
+    # need the task row.
+    extra = filter_conditions(filters, with_search=False)
     if view == "overdue":
         extra.append(HumanTask.due_sort < viewer.now)
     branches = []
@@ -485,7 +490,7 @@ def _indexed_page_ids(
         order = [k.desc() if descending else k.asc() for k in keys]
         for person in viewer.ids:
             branch = select(HumanTask.id.label("task_id")).where(
-                OPEN, HumanTask.assignee_id == person, *extra
+                OPEN, HumanTask.assignee_id == person, *search_conditions(filters), *extra
             )
             if view == "mine":
                 branch = branch.where(_not_snoozed(viewer))
@@ -498,11 +503,11 @@ def _indexed_page_ids(
         offers = [TaskCandidate.group_name == g for g in viewer.groups]
         offers += [TaskCandidate.user_id == i for i in viewer.ids]
         for offer in offers:
-            branch = select(TaskCandidate.task_id.label("task_id")).where(offer, UNCLAIMED)
+            branch = select(TaskCandidate.task_id.label("task_id")).where(
+                offer, UNCLAIMED, *search_conditions(filters, TaskCandidate.search_text)
+            )
             if extra:
-                branch = branch.join(HumanTask, HumanTask.id == TaskCandidate.task_id).where(
-                    *extra
-                )
+                branch = branch.join(HumanTask, HumanTask.id == TaskCandidate.task_id).where(*extra)
             if values is not None:
                 branch = branch.where(after(keys, values, descending))
             branches.append(branch.order_by(*order).limit(limit + 1))

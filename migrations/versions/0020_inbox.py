@@ -132,30 +132,38 @@ def upgrade():
         batch_op.add_column(sa.Column('due_sort', app.core.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('received_at', app.core.db.UTCDateTime(timezone=True), nullable=True))
     far = "'9999-12-31 00:00:00+00:00'" if op.get_bind().dialect.name == 'postgresql' else "'9999-12-31 00:00:00.000000'"
-    op.execute(f"UPDATE human_task SET due_sort = COALESCE(due_at, {far}), received_at = created_at")
+    # search_text now lives in b-tree indexes: capped at 1000 characters.
+    op.execute(
+        f"UPDATE human_task SET due_sort = COALESCE(due_at, {far}), received_at = created_at, "
+        "search_text = substr(search_text, 1, 1000)"
+    )
     with op.batch_alter_table('task_candidate', schema=None) as batch_op:
         batch_op.add_column(sa.Column('due_sort', app.core.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('unclaimed', sa.Boolean(), nullable=True))
+        batch_op.add_column(sa.Column('search_text', sa.String(length=1000), nullable=True))
     op.execute(
         "UPDATE task_candidate SET "
         "due_sort = (SELECT h.due_sort FROM human_task h WHERE h.id = task_candidate.task_id), "
+        "search_text = (SELECT h.search_text FROM human_task h WHERE h.id = task_candidate.task_id), "
         "unclaimed = (SELECT h.assignee_id IS NULL FROM human_task h WHERE h.id = task_candidate.task_id)"
     )
     with op.batch_alter_table('human_task', schema=None) as batch_op:
         batch_op.alter_column('due_sort', existing_type=app.core.db.UTCDateTime(timezone=True), nullable=False)
         batch_op.alter_column('received_at', existing_type=app.core.db.UTCDateTime(timezone=True), nullable=False)
+        batch_op.alter_column('search_text', existing_type=sa.Text(), type_=sa.String(length=1000), existing_nullable=False)
         batch_op.add_column(sa.Column('owner_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('delegation_state', sa.String(length=20), nullable=True))
         batch_op.drop_index(batch_op.f('ix_human_task_assignee_open'))
-        batch_op.create_index('ix_human_task_assignee_open', ['assignee_id', 'due_sort', 'id'], unique=False, postgresql_where=sa.text("status = 'open'"), sqlite_where=sa.text("status = 'open'"))
+        batch_op.create_index('ix_human_task_assignee_open', ['assignee_id', 'due_sort', 'id', 'follow_up_at', 'search_text'], unique=False, postgresql_where=sa.text("status = 'open'"), sqlite_where=sa.text("status = 'open'"))
         batch_op.create_index('ix_human_task_completed_by', ['completed_by_id', 'completed_at'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_human_task_owner_id_user_account'), 'user_account', ['owner_id'], ['id'], ondelete='SET NULL')
 
     with op.batch_alter_table('task_candidate', schema=None) as batch_op:
         batch_op.alter_column('due_sort', existing_type=app.core.db.UTCDateTime(timezone=True), nullable=False)
         batch_op.alter_column('unclaimed', existing_type=sa.Boolean(), nullable=False)
-        batch_op.create_index('ix_task_candidate_group_basket', ['group_name', 'due_sort', 'task_id'], unique=False, postgresql_where=sa.text('unclaimed'), sqlite_where=sa.text('unclaimed'))
-        batch_op.create_index('ix_task_candidate_user_basket', ['user_id', 'due_sort', 'task_id'], unique=False, postgresql_where=sa.text('unclaimed'), sqlite_where=sa.text('unclaimed'))
+        batch_op.alter_column('search_text', existing_type=sa.String(length=1000), nullable=False)
+        batch_op.create_index('ix_task_candidate_group_basket', ['group_name', 'due_sort', 'task_id', 'search_text'], unique=False, postgresql_where=sa.text('unclaimed'), sqlite_where=sa.text('unclaimed'))
+        batch_op.create_index('ix_task_candidate_user_basket', ['user_id', 'due_sort', 'task_id', 'search_text'], unique=False, postgresql_where=sa.text('unclaimed'), sqlite_where=sa.text('unclaimed'))
 
     # ### end Alembic commands ###
 
@@ -165,6 +173,7 @@ def downgrade():
     with op.batch_alter_table('task_candidate', schema=None) as batch_op:
         batch_op.drop_index('ix_task_candidate_user_basket', postgresql_where=sa.text('unclaimed'), sqlite_where=sa.text('unclaimed'))
         batch_op.drop_index('ix_task_candidate_group_basket', postgresql_where=sa.text('unclaimed'), sqlite_where=sa.text('unclaimed'))
+        batch_op.drop_column('search_text')
         batch_op.drop_column('unclaimed')
         batch_op.drop_column('due_sort')
 
@@ -173,6 +182,7 @@ def downgrade():
         batch_op.drop_index('ix_human_task_completed_by')
         batch_op.drop_index('ix_human_task_assignee_open', postgresql_where=sa.text("status = 'open'"), sqlite_where=sa.text("status = 'open'"))
         batch_op.create_index(batch_op.f('ix_human_task_assignee_open'), ['assignee_id', 'status', 'due_at'], unique=False)
+        batch_op.alter_column('search_text', existing_type=sa.String(length=1000), type_=sa.Text(), existing_nullable=False)
         batch_op.drop_column('delegation_state')
         batch_op.drop_column('owner_id')
         batch_op.drop_column('received_at')
