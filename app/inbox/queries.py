@@ -17,9 +17,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
+    String,
     and_,
+    cast,
     false,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -32,9 +35,8 @@ from app.core.errors import ValidationFailed
 from app.core.extensions import db
 from app.core.pagination import after, decode_cursor, encode_cursor
 from app.engine.models import NO_DUE_DATE, HumanTask, ProcessInstance, TaskCandidate, TaskStatus
-from app.engine.permissions import principals
 from app.engine.runtime import searchable
-from app.inbox.models import CaseFollow
+from app.inbox.models import CaseFollow, Substitution
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -323,15 +325,30 @@ class Viewer:
 
     @classmethod
     def of(cls, user: User) -> Viewer:
+        """The viewer's groups and the colleagues they act for, in one round trip."""
         from app.core.db import utcnow
 
-        groups = db.session.execute(
-            select(Group.name)
-            .join(group_membership, group_membership.c.group_id == Group.id)
-            .where(group_membership.c.user_id == user.id)
-            .order_by(Group.name)
-        ).scalars()
-        return cls(user, sorted(principals(user)), list(groups), utcnow())
+        groups = select(literal("g").label("kind"), Group.name.label("value")).where(
+            Group.id.in_(
+                select(group_membership.c.group_id).where(group_membership.c.user_id == user.id)
+            )
+        )
+        absent = select(
+            literal("a").label("kind"), cast(Substitution.absent_id, String).label("value")
+        ).where(active_absence(user.id, today()))
+        facts = db.session.execute(union_all(groups, absent)).all()
+        names = sorted(v for k, v in facts if k == "g")
+        ids = {user.id, *(int(v) for k, v in facts if k == "a")}
+        return cls(user, sorted(ids), names, utcnow())
+
+
+def active_absence(substitute_id: int, day: date) -> ColumnElement:
+    """The absences during which ``substitute_id`` acts for a colleague on ``day``."""
+    return and_(
+        Substitution.substitute_id == substitute_id,
+        Substitution.starts_on <= day,
+        Substitution.ends_on >= day,
+    )
 
 
 def _basket_condition(viewer: Viewer) -> ColumnElement:
@@ -349,8 +366,13 @@ def _not_snoozed(viewer: Viewer) -> ColumnElement:
     return or_(HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= viewer.now)
 
 
-def view_condition(view: str, viewer: Viewer) -> ColumnElement:
+def view_condition(view: str, viewer: Viewer | None) -> ColumnElement:
     """Which task rows belong to a view, for this viewer."""
+    if view not in VIEWS:
+        raise ValidationFailed(
+            "Vue inconnue.",
+            errors=[{"field": "view", "message": "Choix possibles : " + ", ".join(VIEWS) + "."}],
+        )
     mine = HumanTask.assignee_id.in_(viewer.ids)
     if view == "mine":
         return and_(OPEN, mine, _not_snoozed(viewer))
@@ -371,14 +393,9 @@ def view_condition(view: str, viewer: Viewer) -> ColumnElement:
             HumanTask.status == TaskStatus.COMPLETED,
             HumanTask.completed_by_id == viewer.user.id,
         )
-    if view == "all":
-        if viewer.user.is_admin:
-            return OPEN
-        return and_(OPEN, or_(mine, _basket_condition(viewer)))
-    raise ValidationFailed(
-        "Vue inconnue.",
-        errors=[{"field": "view", "message": "Choix possibles : " + ", ".join(VIEWS) + "."}],
-    )
+    if viewer.user.is_admin:
+        return OPEN
+    return and_(OPEN, or_(mine, _basket_condition(viewer)))
 
 
 def _sort_spec(sort: str) -> tuple[list[Any], bool]:
@@ -445,18 +462,19 @@ def list_tasks(
     limit: int = 50,
 ) -> Page:
     """One page of a view, filtered and sorted, after ``cursor``."""
+    if view not in VIEWS:
+        view_condition(view, None)  # raises the French error
     viewer = Viewer.of(user)
     filters = filters or Filters()
     sort = sort or DEFAULT_SORT.get(view, "due")
     columns, descending = _sort_spec(sort)
     values = _cursor_values(cursor, sort) if cursor else None
-    condition = view_condition(view, viewer)  # also refuses unknown views
     stmt = select(HumanTask).options(joinedload(HumanTask.assignee))
     if sort in ("due", "-due") and view in INDEXED_VIEWS and not (view == "all" and user.is_admin):
         ids = _indexed_page_ids(view, viewer, filters, descending, values, limit)
         stmt = stmt.where(HumanTask.id.in_(ids))
     else:
-        stmt = stmt.where(condition, *filter_conditions(filters))
+        stmt = stmt.where(view_condition(view, viewer), *filter_conditions(filters))
     if values is not None:
         stmt = stmt.where(after(columns, values, descending))
     order = [c.desc() if descending else c.asc() for c in columns]

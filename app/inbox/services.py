@@ -464,29 +464,15 @@ def case_history(task: HumanTask) -> list[audit.AuditEvent]:
 def active_absences_for(substitute: User, on: date | None = None) -> list[Substitution]:
     """The absences during which ``substitute`` acts for a colleague today."""
     day = on or queries.today()
-    return list(
-        db.session.execute(
-            select(Substitution).where(
-                Substitution.substitute_id == substitute.id,
-                Substitution.starts_on <= day,
-                Substitution.ends_on >= day,
-            )
-        ).scalars()
-    )
+    condition = queries.active_absence(substitute.id, day)
+    return list(db.session.execute(select(Substitution).where(condition)).scalars())
 
 
 def absent_ids_for(substitute: User, on: date | None = None) -> list[int]:
     """Ids of the colleagues ``substitute`` acts for today (one light query)."""
     day = on or queries.today()
-    return list(
-        db.session.execute(
-            select(Substitution.absent_id).where(
-                Substitution.substitute_id == substitute.id,
-                Substitution.starts_on <= day,
-                Substitution.ends_on >= day,
-            )
-        ).scalars()
-    )
+    condition = queries.active_absence(substitute.id, day)
+    return list(db.session.execute(select(Substitution.absent_id).where(condition)).scalars())
 
 
 def declare_absence(
