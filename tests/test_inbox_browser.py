@@ -97,6 +97,7 @@ def test_agent_claims_fills_and_completes_a_task_in_the_browser(server):
             page.get_by_label("Mot de passe").fill(TEST_PASSWORD)
             page.get_by_role("button", name="Se connecter").click()
             page.get_by_role("link", name="Corbeilles de mes groupes").click()
+            page.wait_for_url("**/?vue=candidate")
             row = page.locator(f'tr[data-task-id="{task_id}"]')
             expect(row).to_contain_text("2026-04242")
 
@@ -110,7 +111,10 @@ def test_agent_claims_fills_and_completes_a_task_in_the_browser(server):
             expect(page.get_by_test_id("count-mine")).to_have_text("1")
 
             page.get_by_role("link", name="À traiter").click()
+            page.wait_for_url("**/?vue=mine")
+            expect(page.locator(f'tr[data-task-id="{task_id}"]')).to_be_visible()
             page.keyboard.press("j")
+            expect(page.locator(f'tr[data-task-id="{task_id}"]')).to_be_focused()
             page.keyboard.press("Enter")
             expect(page.get_by_role("heading", level=1)).to_contain_text("Subvention du club")
             diagram = page.locator("#diagram")

@@ -15,7 +15,7 @@ from app.core.errors import ValidationFailed
 from app.core.extensions import db
 from app.core.pagination import parse_limit
 from app.engine import services as engine
-from app.engine.models import HumanTask
+from app.engine.models import HumanTask, TaskStatus
 from app.engine.permissions import acts_for
 from app.inbox import queries, services
 from app.inbox.models import Notification, SavedFilter, Substitution, TaskComment
@@ -180,10 +180,15 @@ def _iso(value):
     return value.isoformat() if value else None
 
 
-def task_json(task: HumanTask, viewer=None) -> dict:
-    """Public representation of a task (no case data: see the detail)."""
-    viewer = viewer or current_user
-    behalf = acts_for(viewer, task) if viewer.is_authenticated else None
+def task_json(task: HumanTask, viewer: queries.Viewer | None = None) -> dict:
+    """Public representation of a task (no case data: see the detail).
+
+    ``viewer`` (a list page's) answers « pour le compte de » from the row alone.
+    """
+    if viewer is not None:
+        behalf = queries.on_behalf_of(task, viewer)
+    else:
+        behalf = acts_for(current_user, task) if task.status == TaskStatus.OPEN else None
     absent = db.session.get(User, behalf) if behalf else None
     return {
         "id": task.id,
@@ -271,7 +276,8 @@ def list_tasks(query):
     page = queries.list_tasks(
         current_user, view, filters=filters, sort=sort, cursor=query["cursor"], limit=limit
     )
-    return jsonify({"items": [task_json(t) for t in page.tasks], "next_cursor": page.next_cursor})
+    items = [task_json(t, page.viewer) for t in page.tasks]
+    return jsonify({"items": items, "next_cursor": page.next_cursor})
 
 
 @api_route(

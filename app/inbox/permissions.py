@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.core.permissions import policy
 from app.engine.permissions import register_principals
 from app.engine.runtime import on_task_created
+from app.inbox.services import absent_ids_for, notify_new_task
 
 
 @policy("saved_filter")
@@ -21,13 +22,9 @@ def saved_filter_policy(user, action: str, saved) -> bool:
 @register_principals
 def absent_colleagues(user) -> list[int]:
     """The colleagues ``user`` substitutes today (their tasks become actionable)."""
-    from app.inbox.services import absent_ids_for
-
     return absent_ids_for(user)
 
 
 @on_task_created
 def _notify_assignee(task, actor) -> None:
-    from app.inbox.services import notify_new_task
-
     notify_new_task(task, actor)

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import joinedload
 
 from app.auth.models import Group, User, group_membership
+from app.core.db import utcnow
 from app.core.errors import ValidationFailed
 from app.core.extensions import db
 from app.core.pagination import after, decode_cursor, encode_cursor
@@ -141,8 +142,6 @@ FILTER_PARAMS_SCHEMA = {
 
 def today() -> date:
     """Today in the authority's time zone (filters say « aujourd'hui » in Paris time)."""
-    from app.core.db import utcnow
-
     return utcnow().astimezone(PARIS).date()
 
 
@@ -326,8 +325,6 @@ class Viewer:
     @classmethod
     def of(cls, user: User) -> Viewer:
         """The viewer's groups and the colleagues they act for, in one round trip."""
-        from app.core.db import utcnow
-
         groups = select(literal("g").label("kind"), Group.name.label("value")).where(
             Group.id.in_(
                 select(group_membership.c.group_id).where(group_membership.c.user_id == user.id)
@@ -578,6 +575,22 @@ def column_value(task: HumanTask, column: str) -> Any:
         "groups": ", ".join(task.candidate_groups or []) or None,
         "completed": task.completed_at,
     }.get(column)
+
+
+def on_behalf_of(task: HumanTask, viewer: Viewer) -> int | None:
+    """The absent colleague whose task this is, when the viewer sees it as a substitute."""
+    if task.status != TaskStatus.OPEN or task.assignee_id == viewer.user.id:
+        return None
+    return task.assignee_id if task.assignee_id in viewer.ids else None
+
+
+def may_claim(task: HumanTask, viewer: Viewer) -> bool:
+    """True when the viewer may take this unassigned task (from the row alone)."""
+    if task.status != TaskStatus.OPEN or task.assignee_id is not None:
+        return False
+    if viewer.user.is_admin or set(task.candidate_groups or []) & set(viewer.groups):
+        return True
+    return viewer.user.email in (task.candidate_users or [])
 
 
 def is_overdue(task: HumanTask, now: datetime) -> bool:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
-from app.auth.models import Group, User
+from app.auth.models import Group, User, group_membership
 from app.auth.services import find_user_by_email
 from app.core import audit
 from app.core.db import utcnow
@@ -25,6 +25,7 @@ from app.engine import services as engine
 from app.engine.models import HumanTask, TaskStatus
 from app.engine.permissions import acts_for, is_candidate, principals
 from app.inbox import queries
+from app.inbox.mails import digest_mail, notification_mail
 from app.inbox.models import (
     CaseFollow,
     Notification,
@@ -35,6 +36,7 @@ from app.inbox.models import (
     TaskDraft,
     ViewSettings,
 )
+from app.mail.outgoing import MailError, send_mail
 
 MAX_BULK = 200
 MAX_COMMENT = 5000
@@ -417,6 +419,26 @@ def register_task_documents(provider: TaskDocuments) -> TaskDocuments:
     return provider
 
 
+def reassign_candidates(task: HumanTask, limit: int = 300) -> list[User]:
+    """Active colleagues a task may be given to: members of its groups, named candidates."""
+    groups = task.candidate_groups or []
+    named = [c.user_id for c in task.candidates if c.user_id]
+    conditions = []
+    if groups:
+        members = (
+            select(group_membership.c.user_id)
+            .join(Group, Group.id == group_membership.c.group_id)
+            .where(Group.name.in_(groups))
+        )
+        conditions.append(User.id.in_(members))
+    if named:
+        conditions.append(User.id.in_(named))
+    if not conditions:
+        return []
+    stmt = select(User).where(User.active.is_(True), or_(*conditions)).order_by(User.name)
+    return list(db.session.execute(stmt.limit(limit)).scalars())
+
+
 def task_documents(task: HumanTask, viewer: User) -> list[Document]:
     """Every document the providers attach to the task's case, once each."""
     seen: dict[int, Document] = {}
@@ -752,8 +774,6 @@ def notify_new_task(task: HumanTask, actor: User | None) -> None:
 
 def unread_count(user: User) -> int:
     """How many notifications the user has not read."""
-    from sqlalchemy import func
-
     return (
         db.session.execute(
             select(func.count())
@@ -790,9 +810,6 @@ def mark_read(user: User, ids: Iterable[int] | None = None) -> int:
 
 def deliver_pending_emails(limit: int = 200) -> int:
     """Send the pending assignment and mention e-mails (the worker calls this)."""
-    from app.inbox.mails import notification_mail
-    from app.mail.outgoing import MailError, send_mail
-
     pending = list(
         db.session.execute(
             select(Notification)
@@ -817,9 +834,6 @@ def deliver_pending_emails(limit: int = 200) -> int:
 
 def send_daily_digests(now: datetime | None = None) -> int:
     """E-mail each agent who wants it a summary of their inbox, once a day."""
-    from app.inbox.mails import digest_mail
-    from app.mail.outgoing import MailError, send_mail
-
     day = (now or utcnow()).astimezone(queries.PARIS).date()
     users = list(
         db.session.execute(select(User).where(User.active.is_(True)).order_by(User.id)).scalars()

@@ -4,6 +4,7 @@ task page (form, documents, history, circuit, comments), absences and notificati
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -26,9 +27,10 @@ from app.core.navigation import register_nav
 from app.core.pagination import parse_limit
 from app.core.permissions import can
 from app.documents import services as documents
+from app.documents.api import INLINE_TYPES
 from app.engine import services as engine
 from app.engine.models import HumanTask, ProcessDefinition, TaskStatus
-from app.engine.permissions import acts_for, is_candidate, principals
+from app.engine.permissions import acts_for, principals
 from app.inbox import queries, services
 
 bp = Blueprint("inbox", __name__)
@@ -116,16 +118,14 @@ def index():
         page = queries.list_tasks(current_user, view, sort=queries.DEFAULT_SORT.get(view, "due"))
     rows = []
     for task in page.tasks:
-        absent_id = acts_for(current_user, task) if task.status == TaskStatus.OPEN else None
+        absent_id = queries.on_behalf_of(task, page.viewer)
         rows.append(
             {
                 "task": task,
                 "cells": [queries.column_value(task, c) for c in columns],
                 "overdue": queries.is_overdue(task, page.viewer.now),
-                "on_behalf": db.session.get(User, absent_id) if absent_id else None,
-                "claimable": task.status == TaskStatus.OPEN
-                and task.assignee_id is None
-                and (is_candidate(current_user, task) or current_user.is_admin),
+                "on_behalf": task.assignee if absent_id else None,
+                "claimable": queries.may_claim(task, page.viewer),
                 "held": task.status == TaskStatus.OPEN and task.assignee_id in page.viewer.ids,
             }
         )
@@ -245,7 +245,7 @@ def _task_page(task: HumanTask, *, values=None, errors=None, status: int = 200):
     absent_id = acts_for(current_user, task) if is_open else None
     docs = services.task_documents(task, current_user)
     history = services.case_history(task)
-    candidates = _candidate_choices(task) if is_open else []
+    candidates = services.reassign_candidates(task) if is_open else []
     return (
         render_template(
             "inbox/task.html",
@@ -278,28 +278,6 @@ def _task_page(task: HumanTask, *, values=None, errors=None, status: int = 200):
         ),
         status,
     )
-
-
-def _candidate_choices(task: HumanTask) -> list:
-    """Colleagues the task may be given to: members of its groups and named candidates."""
-    from app.auth.models import User, group_membership
-
-    groups = task.candidate_groups or []
-    named = [c.user_id for c in task.candidates if c.user_id]
-    stmt = select(User).where(User.active.is_(True)).order_by(User.name).limit(300)
-    member_ids = select(group_membership.c.user_id).join(
-        Group, Group.id == group_membership.c.group_id
-    )
-    conditions = []
-    if groups:
-        conditions.append(User.id.in_(member_ids.where(Group.name.in_(groups))))
-    if named:
-        conditions.append(User.id.in_(named))
-    if not conditions:
-        return []
-    from sqlalchemy import or_
-
-    return list(db.session.execute(stmt.where(or_(*conditions))).scalars())
 
 
 @bp.get("/taches/<int:task_id>")
@@ -461,15 +439,11 @@ def diagram(task_id):
 def document(task_id, document_id):
     task = engine.get_task(task_id, current_user)
     doc = services.task_document(task, current_user, document_id)
-    from app.documents.api import INLINE_TYPES
-
     quarantined = bool((doc.flags or {}).get("quarantined"))
     inline = doc.mime_type in INLINE_TYPES and not quarantined
     response = Response(
         documents.content(doc), mimetype=doc.mime_type if inline else "application/octet-stream"
     )
-    from urllib.parse import quote
-
     disposition = "inline" if inline else "attachment"
     response.headers["Content-Disposition"] = (
         f"{disposition}; filename*=UTF-8''{quote(doc.filename)}"
