@@ -269,9 +269,20 @@ class TaskCandidate(db.Model):
 
 
 @event.listens_for(HumanTask, "before_insert")
+def _set_due_sort(mapper, connection, task: HumanTask) -> None:
+    task.due_sort = task.due_at or NO_DUE_DATE
+
+
 @event.listens_for(HumanTask, "before_update")
 def _keep_due_sort(mapper, connection, task: HumanTask) -> None:
-    task.due_sort = task.due_at or NO_DUE_DATE
+    due_sort = task.due_at or NO_DUE_DATE
+    if task.due_sort != due_sort:  # a new due date moves the task in every basket too
+        task.due_sort = due_sort
+        connection.execute(
+            TaskCandidate.__table__.update()
+            .where(TaskCandidate.task_id == task.id)
+            .values(due_sort=due_sort)
+        )
 
 
 @event.listens_for(TaskCandidate, "before_insert")
