@@ -466,7 +466,9 @@ def list_tasks(
     sort = sort or DEFAULT_SORT.get(view, "due")
     columns, descending = _sort_spec(sort)
     values = _cursor_values(cursor, sort) if cursor else None
-    stmt = select(HumanTask).options(joinedload(HumanTask.assignee))
+    stmt = select(HumanTask).options(
+        joinedload(HumanTask.assignee).load_only(User.name, User.email)
+    )
     if sort in ("due", "-due") and view in INDEXED_VIEWS and not (view == "all" and user.is_admin):
         ids = _indexed_page_ids(view, viewer, filters, descending, values, limit)
         stmt = stmt.where(HumanTask.id.in_(ids))
