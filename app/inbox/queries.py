@@ -9,6 +9,7 @@ so a first page costs the same whether the agent belongs to one group or five.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -17,8 +18,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     String,
     and_,
+    bindparam,
     cast,
     false,
     func,
@@ -272,42 +275,52 @@ def _meta(key: str):
     return HumanTask.metadata_[key].as_string()
 
 
-def search_conditions(filters: Filters, column=HumanTask.search_text) -> list[ColumnElement]:
-    """Every search term must appear in the (lower-case, accent-free) search text."""
-    return [column.like(_like(term), escape="\\") for term in filters.terms]
+def _filter_values(filters: Filters) -> dict[str, Any]:
+    """Bound values of the resolved filters, by parameter name (search terms apart)."""
+    values: dict[str, Any] = {
+        "f_process": filters.process_key,
+        "f_service": filters.service,
+        "f_delegation": filters.delegation,
+        "f_channel": filters.channel,
+        "f_due_from": filters.due_from,
+        "f_due_before": filters.due_before,
+        "f_priority_min": filters.priority_min,
+        "f_priority_max": filters.priority_max,
+        "f_assignee": filters.assignee_id,
+        "f_groups": filters.groups or None,
+    }
+    values = {k: v for k, v in values.items() if v is not None}
+    if filters.groups is not None and not filters.groups:
+        values["f_no_groups"] = True
+    values.update({f"t{i}": _like(term) for i, term in enumerate(filters.terms)})
+    return values
 
 
-def filter_conditions(filters: Filters, *, with_search: bool = True) -> list[ColumnElement]:
-    """SQL conditions on the task row for the resolved filters."""
-    conditions: list[ColumnElement] = search_conditions(filters) if with_search else []
-    if filters.process_key:
-        conditions.append(HumanTask.process_key == filters.process_key)
-    for key in ("service", "delegation", "channel"):
-        value = getattr(filters, key)
-        if value:
-            conditions.append(_meta(key) == value)
-    if filters.due_from:
-        conditions.append(HumanTask.due_at >= filters.due_from)
-    if filters.due_before:
-        conditions.append(HumanTask.due_at < filters.due_before)
-    if filters.priority_min is not None:
-        conditions.append(HumanTask.priority >= filters.priority_min)
-    if filters.priority_max is not None:
-        conditions.append(HumanTask.priority <= filters.priority_max)
-    if filters.assignee_id is not None:
-        conditions.append(HumanTask.assignee_id == filters.assignee_id)
-    if filters.groups is not None:
-        if not filters.groups:
-            conditions.append(false())
-        else:
-            conditions.append(
-                HumanTask.id.in_(
-                    select(TaskCandidate.task_id).where(
-                        TaskCandidate.group_name.in_(filters.groups)
-                    )
-                )
+def search_clauses(n_terms: int, column=HumanTask.search_text) -> list[ColumnElement]:
+    """Every search term (parameters ``t0``, ``t1``…) appears in the search text."""
+    return [column.like(bindparam(f"t{i}", type_=String), escape="\\") for i in range(n_terms)]
+
+
+def filter_clauses(names: tuple[str, ...]) -> list[ColumnElement]:
+    """SQL conditions on the task row for the filters named (values bound at execution)."""
+    clauses = {
+        "f_process": lambda: HumanTask.process_key == bindparam("f_process"),
+        "f_service": lambda: _meta("service") == bindparam("f_service", type_=String),
+        "f_delegation": lambda: _meta("delegation") == bindparam("f_delegation", type_=String),
+        "f_channel": lambda: _meta("channel") == bindparam("f_channel", type_=String),
+        "f_due_from": lambda: HumanTask.due_at >= bindparam("f_due_from"),
+        "f_due_before": lambda: HumanTask.due_at < bindparam("f_due_before"),
+        "f_priority_min": lambda: HumanTask.priority >= bindparam("f_priority_min"),
+        "f_priority_max": lambda: HumanTask.priority <= bindparam("f_priority_max"),
+        "f_assignee": lambda: HumanTask.assignee_id == bindparam("f_assignee"),
+        "f_groups": lambda: HumanTask.id.in_(
+            select(TaskCandidate.task_id).where(
+                TaskCandidate.group_name.in_(bindparam("f_groups", expanding=True))
             )
-    return conditions
+        ),
+        "f_no_groups": false,
+    }
+    return [clauses[name]() for name in names if name in clauses]
 
 
 # --- views ------------------------------------------------------------------------------
@@ -466,18 +479,37 @@ def list_tasks(
     sort = sort or DEFAULT_SORT.get(view, "due")
     columns, descending = _sort_spec(sort)
     values = _cursor_values(cursor, sort) if cursor else None
-    stmt = select(HumanTask).options(
-        joinedload(HumanTask.assignee).load_only(User.name, User.email)
-    )
-    if sort in ("due", "-due") and view in INDEXED_VIEWS and not (view == "all" and user.is_admin):
-        ids = _indexed_page_ids(view, viewer, filters, descending, values, limit)
-        stmt = stmt.where(HumanTask.id.in_(ids))
-    else:
-        stmt = stmt.where(view_condition(view, viewer), *filter_conditions(filters))
+    params = _filter_values(filters)
+    names = tuple(sorted(k for k in params if k.startswith("f_")))
+    params["limit"] = limit + 1
     if values is not None:
-        stmt = stmt.where(after(columns, values, descending))
-    order = [c.desc() if descending else c.asc() for c in columns]
-    tasks = list(db.session.execute(stmt.order_by(*order).limit(limit + 1)).scalars().unique())
+        params["c0"], params["c1"] = values
+    if sort in ("due", "-due") and view in INDEXED_VIEWS and not (view == "all" and user.is_admin):
+        shape = _Shape(
+            view,
+            len(viewer.ids),
+            len(viewer.groups),
+            descending,
+            values is not None,
+            names,
+            len(filters.terms),
+        )
+        stmt = _indexed_statement(shape)
+        params["now"] = viewer.now
+        params.update({f"p{i}": person for i, person in enumerate(viewer.ids)})
+        params.update({f"g{i}": group for i, group in enumerate(viewer.groups)})
+    else:
+        stmt = _page(
+            select(HumanTask).where(
+                view_condition(view, viewer),
+                *search_clauses(len(filters.terms)),
+                *filter_clauses(names),
+            ),
+            columns,
+            descending,
+            values is not None,
+        )
+    tasks = list(db.session.execute(stmt, params).scalars().unique())
     next_cursor = None
     if len(tasks) > limit:
         tasks = tasks[:limit]
@@ -485,53 +517,96 @@ def list_tasks(
     return Page(tasks, next_cursor, viewer)
 
 
+def _page(stmt, columns: list, descending: bool, after_cursor: bool):
+    """Order, cursor (parameters ``c0``, ``c1``) and limit (``limit``) of a task page."""
+    stmt = stmt.options(joinedload(HumanTask.assignee).load_only(User.name, User.email))
+    if after_cursor:
+        stmt = stmt.where(after(columns, [bindparam("c0"), bindparam("c1")], descending))
+    order = [c.desc() if descending else c.asc() for c in columns]
+    return stmt.order_by(*order).limit(bindparam("limit", type_=Integer))
+
+
 # Views whose due-ordered pages are read range by range from the partial indexes.
 INDEXED_VIEWS = ("mine", "candidate", "overdue", "all")
 
 
-def _indexed_page_ids(
-    view: str, viewer: Viewer, filters: Filters, descending: bool, values: list | None, limit: int
-):
-    """Task ids of the next page, due-ordered: the first ``limit + 1`` rows of each index
-    range — one per agent acted for (their open tasks), one per group or named basket
-    (unclaimed candidates) — merged. Each range is read in order and stops early, so a
-    first page costs the same whether the agent belongs to one group or five."""
-    # Search terms are checked on the indexes' copy of the search text; other filters
-    # need the task row.
-    extra = filter_conditions(filters, with_search=False)
-    if view == "overdue":
-        extra.append(HumanTask.due_sort < viewer.now)
+@dataclass(frozen=True)
+class _Shape:
+    """What a due-ordered page's SQL depends on (its values are bound at execution)."""
+
+    view: str
+    n_ids: int
+    n_groups: int
+    descending: bool
+    after_cursor: bool
+    filters: tuple[str, ...]
+    n_terms: int
+
+
+@functools.lru_cache(maxsize=512)
+def _indexed_statement(shape: _Shape):
+    """The SQL of a due-ordered page: the first ``limit`` rows of each index range — one
+    per agent acted for (their open tasks, ``p0``…), one per group (``g0``…) or named
+    basket (unclaimed candidates) — merged, then the page's task rows. Each range is read
+    in order and stops early, so a first page costs the same whether the agent belongs to
+    one group or five. Built once per shape: later pages only bind new values."""
+    extra = filter_clauses(shape.filters)
+    if shape.view == "overdue":
+        extra.append(HumanTask.due_sort < bindparam("now"))
+    limit = bindparam("limit", type_=Integer)
+    people = [bindparam(f"p{i}", type_=Integer) for i in range(shape.n_ids)]
     branches = []
-    if view in ("mine", "all", "overdue"):
+    if shape.view in ("mine", "all", "overdue"):
         keys = [HumanTask.due_sort, HumanTask.id]
-        order = [k.desc() if descending else k.asc() for k in keys]
-        for person in viewer.ids:
+        order = [k.desc() if shape.descending else k.asc() for k in keys]
+        for person in people:
             branch = select(HumanTask.id.label("task_id")).where(
-                OPEN, HumanTask.assignee_id == person, *search_conditions(filters), *extra
+                OPEN, HumanTask.assignee_id == person, *search_clauses(shape.n_terms), *extra
             )
-            if view == "mine":
-                branch = branch.where(_not_snoozed(viewer))
-            if values is not None:
-                branch = branch.where(after(keys, values, descending))
-            branches.append(branch.order_by(*order).limit(limit + 1))
-    if view in ("candidate", "all", "overdue"):
+            if shape.view == "mine":
+                branch = branch.where(
+                    or_(
+                        HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= bindparam("now")
+                    )
+                )
+            if shape.after_cursor:
+                branch = branch.where(
+                    after(keys, [bindparam("c0"), bindparam("c1")], shape.descending)
+                )
+            branches.append(branch.order_by(*order).limit(limit))
+    if shape.view in ("candidate", "all", "overdue"):
         keys = [TaskCandidate.due_sort, TaskCandidate.task_id]
-        order = [k.desc() if descending else k.asc() for k in keys]
-        offers = [TaskCandidate.group_name == g for g in viewer.groups]
-        offers += [TaskCandidate.user_id == i for i in viewer.ids]
+        order = [k.desc() if shape.descending else k.asc() for k in keys]
+        offers = [
+            TaskCandidate.group_name == bindparam(f"g{i}", type_=String)
+            for i in range(shape.n_groups)
+        ]
+        offers += [TaskCandidate.user_id == person for person in people]
         for offer in offers:
+            # Search terms are checked on the index's copy of the search text; other
+            # filters need the task row.
             branch = select(TaskCandidate.task_id.label("task_id")).where(
-                offer, UNCLAIMED, *search_conditions(filters, TaskCandidate.search_text)
+                offer, UNCLAIMED, *search_clauses(shape.n_terms, TaskCandidate.search_text)
             )
             if extra:
                 branch = branch.join(HumanTask, HumanTask.id == TaskCandidate.task_id).where(*extra)
-            if values is not None:
-                branch = branch.where(after(keys, values, descending))
-            branches.append(branch.order_by(*order).limit(limit + 1))
+            if shape.after_cursor:
+                branch = branch.where(
+                    after(keys, [bindparam("c0"), bindparam("c1")], shape.descending)
+                )
+            branches.append(branch.order_by(*order).limit(limit))
     if not branches:
-        return select(HumanTask.id).where(false())
-    wrapped = [select(b.subquery().c.task_id) for b in branches]
-    return wrapped[0] if len(wrapped) == 1 else union_all(*wrapped)
+        ids = select(HumanTask.id).where(false())
+    else:
+        wrapped = [select(b.subquery().c.task_id) for b in branches]
+        ids = wrapped[0] if len(wrapped) == 1 else union_all(*wrapped)
+    columns = [HumanTask.due_sort, HumanTask.id]
+    return _page(
+        select(HumanTask).where(HumanTask.id.in_(ids)),
+        columns,
+        shape.descending,
+        shape.after_cursor,
+    )
 
 
 # --- counts ---------------------------------------------------------------------------
