@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
     Integer,
     String,
     and_,
@@ -338,21 +339,29 @@ class Viewer:
     @classmethod
     def of(cls, user: User) -> Viewer:
         """The viewer's groups and the colleagues they act for, in one round trip."""
-        groups = select(literal("g").label("kind"), Group.name.label("value")).where(
-            Group.id.in_(
-                select(group_membership.c.group_id).where(group_membership.c.user_id == user.id)
-            )
-        )
-        absent = select(
-            literal("a").label("kind"), cast(Substitution.absent_id, String).label("value")
-        ).where(active_absence(user.id, today()))
-        facts = db.session.execute(union_all(groups, absent)).all()
+        facts = db.session.execute(_viewer_statement(), {"user": user.id, "day": today()}).all()
         names = sorted(v for k, v in facts if k == "g")
         ids = {user.id, *(int(v) for k, v in facts if k == "a")}
         return cls(user, sorted(ids), names, utcnow())
 
 
-def active_absence(substitute_id: int, day: date) -> ColumnElement:
+@functools.cache
+def _viewer_statement():
+    """The viewer's group names (``g``) and absent colleagues (``a``), one statement."""
+    groups = select(literal("g").label("kind"), Group.name.label("value")).where(
+        Group.id.in_(
+            select(group_membership.c.group_id).where(
+                group_membership.c.user_id == bindparam("user", type_=Integer)
+            )
+        )
+    )
+    absent = select(
+        literal("a").label("kind"), cast(Substitution.absent_id, String).label("value")
+    ).where(active_absence(bindparam("user", type_=Integer), bindparam("day", type_=Date)))
+    return union_all(groups, absent)
+
+
+def active_absence(substitute_id, day) -> ColumnElement:
     """The absences during which ``substitute_id`` acts for a colleague on ``day``."""
     return and_(
         Substitution.substitute_id == substitute_id,
