@@ -280,6 +280,11 @@ def _is_bpmn(element) -> bool:
     return isinstance(element.tag, str) and element.tag.startswith(B)
 
 
+# SpiffWorkflow names its own start and end steps so; a BPMN element with one of these
+# ids replaces them and the instance cannot start ("No output task connected").
+RESERVED_IDS = {"Start", "End", "Root"}
+
+
 class _ProcessChecker:
     """Checks one process element and rewrites its expressions into the sandbox dialect."""
 
@@ -358,6 +363,13 @@ class _ProcessChecker:
                     f"dans {_label(self._owner(element))}.",
                 )
                 continue
+            if element.get("id") in RESERVED_IDS:
+                self.fail(
+                    element,
+                    f"L'identifiant « {element.get('id')} » est réservé par le moteur "
+                    f"(il désigne ses propres étapes de début et de fin) : renommez "
+                    f"{_label(element)}.",
+                )
             if element.get("isForCompensation") == "true":
                 self.fail(
                     element, f"La compensation n'est pas prise en charge : {_label(element)}."
