@@ -30,6 +30,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    union,
     union_all,
 )
 from sqlalchemy.orm import joinedload
@@ -370,19 +371,47 @@ def active_absence(substitute_id, day) -> ColumnElement:
     )
 
 
-def _basket_condition(viewer: Viewer) -> ColumnElement:
-    offered = or_(
-        TaskCandidate.group_name.in_(viewer.groups) if viewer.groups else false(),
-        TaskCandidate.user_id.in_(viewer.ids),
-    )
-    return and_(
-        HumanTask.assignee_id.is_(None),
-        HumanTask.id.in_(select(TaskCandidate.task_id).where(UNCLAIMED, offered)),
-    )
+def _not_snoozed(now) -> ColumnElement:
+    return or_(HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= now)
 
 
-def _not_snoozed(viewer: Viewer) -> ColumnElement:
-    return or_(HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= viewer.now)
+def _branches(view: str, viewer: Viewer) -> list:
+    """Index-friendly selects of task ids whose union is the view (no OR across indexes:
+    each branch reads one range of one index)."""
+    now = viewer.now
+    branches = []
+    if view in ("mine", "all", "overdue"):
+        for person in viewer.ids:
+            branch = select(HumanTask.id.label("task_id")).where(
+                OPEN, HumanTask.assignee_id == person
+            )
+            if view == "mine":
+                branch = branch.where(_not_snoozed(now))
+            if view == "overdue":
+                branch = branch.where(HumanTask.due_sort < now)
+            branches.append(branch)
+    if view in ("candidate", "all", "overdue"):
+        offers = [TaskCandidate.group_name == g for g in viewer.groups]
+        offers += [TaskCandidate.user_id == person for person in viewer.ids]
+        for offer in offers:
+            branch = select(TaskCandidate.task_id.label("task_id")).where(offer, UNCLAIMED)
+            if view == "overdue":
+                branch = branch.where(TaskCandidate.due_sort < now)
+            branches.append(branch)
+    if view == "followed":
+        started = select(ProcessInstance.id).where(ProcessInstance.initiator_id == viewer.user.id)
+        follows = select(CaseFollow.instance_id).where(CaseFollow.user_id == viewer.user.id)
+        for cases in (started, follows):
+            branches.append(
+                select(HumanTask.id.label("task_id")).where(OPEN, HumanTask.instance_id.in_(cases))
+            )
+        for person in viewer.ids:  # my snoozed tasks wait here
+            branches.append(
+                select(HumanTask.id.label("task_id")).where(
+                    OPEN, HumanTask.assignee_id == person, HumanTask.follow_up_at > now
+                )
+            )
+    return branches
 
 
 def view_condition(view: str, viewer: Viewer | None) -> ColumnElement:
@@ -392,29 +421,17 @@ def view_condition(view: str, viewer: Viewer | None) -> ColumnElement:
             "Vue inconnue.",
             errors=[{"field": "view", "message": "Choix possibles : " + ", ".join(VIEWS) + "."}],
         )
-    mine = HumanTask.assignee_id.in_(viewer.ids)
-    if view == "mine":
-        return and_(OPEN, mine, _not_snoozed(viewer))
-    if view == "candidate":
-        return and_(OPEN, _basket_condition(viewer))
-    if view == "followed":
-        started = select(ProcessInstance.id).where(ProcessInstance.initiator_id == viewer.user.id)
-        followed = select(CaseFollow.instance_id).where(CaseFollow.user_id == viewer.user.id)
-        snoozed = and_(mine, HumanTask.follow_up_at > viewer.now)
-        return and_(
-            OPEN,
-            or_(HumanTask.instance_id.in_(started), HumanTask.instance_id.in_(followed), snoozed),
-        )
-    if view == "overdue":
-        return and_(OPEN, HumanTask.due_sort < viewer.now, or_(mine, _basket_condition(viewer)))
     if view == "completed":
         return and_(
             HumanTask.status == TaskStatus.COMPLETED,
             HumanTask.completed_by_id == viewer.user.id,
         )
-    if viewer.user.is_admin:
+    if view == "all" and viewer.user.is_admin:
         return OPEN
-    return and_(OPEN, or_(mine, _basket_condition(viewer)))
+    branches = _branches(view, viewer)
+    if not branches:
+        return false()
+    return HumanTask.id.in_(union_all(*branches) if len(branches) > 1 else branches[0])
 
 
 def _sort_spec(sort: str) -> tuple[list[Any], bool]:
@@ -573,11 +590,7 @@ def _indexed_statement(shape: _Shape):
                 OPEN, HumanTask.assignee_id == person, *search_clauses(shape.n_terms), *extra
             )
             if shape.view == "mine":
-                branch = branch.where(
-                    or_(
-                        HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= bindparam("now")
-                    )
-                )
+                branch = branch.where(_not_snoozed(bindparam("now")))
             if shape.after_cursor:
                 branch = branch.where(
                     after(keys, [bindparam("c0"), bindparam("c1")], shape.descending)
@@ -624,14 +637,14 @@ def _indexed_statement(shape: _Shape):
 def count_view(user: User, view: str, viewer: Viewer | None = None) -> int:
     """How many tasks a view holds (without filters)."""
     viewer = viewer or Viewer.of(user)
-    if view == "candidate":
-        offered = or_(
-            TaskCandidate.group_name.in_(viewer.groups) if viewer.groups else false(),
-            TaskCandidate.user_id.in_(viewer.ids),
-        )
-        stmt = select(func.count(func.distinct(TaskCandidate.task_id))).where(UNCLAIMED, offered)
-    else:
+    if view == "completed" or (view == "all" and user.is_admin):
         stmt = select(func.count()).select_from(HumanTask).where(view_condition(view, viewer))
+    else:
+        branches = _branches(view, viewer)
+        if not branches:
+            return 0
+        ids = union(*branches).subquery() if len(branches) > 1 else branches[0].subquery()
+        stmt = select(func.count()).select_from(ids)
     return db.session.execute(stmt).scalar() or 0
 
 
