@@ -345,6 +345,13 @@ class Viewer:
         ids = {user.id, *(int(v) for k, v in facts if k == "a")}
         return cls(user, sorted(ids), names, utcnow())
 
+    def params(self) -> dict[str, Any]:
+        """Bound values of the viewer's statements: ``me``, ``now``, ``p0``…, ``g0``…"""
+        values: dict[str, Any] = {"me": self.user.id, "now": self.now}
+        values.update({f"p{i}": person for i, person in enumerate(self.ids)})
+        values.update({f"g{i}": group for i, group in enumerate(self.groups)})
+        return values
+
 
 @functools.cache
 def _viewer_statement():
@@ -375,13 +382,14 @@ def _not_snoozed(now) -> ColumnElement:
     return or_(HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= now)
 
 
-def _branches(view: str, viewer: Viewer) -> list:
+def _branches(view: str, n_ids: int, n_groups: int) -> list:
     """Index-friendly selects of task ids whose union is the view (no OR across indexes:
-    each branch reads one range of one index)."""
-    now = viewer.now
+    each branch reads one range of one index). Values are bound from ``Viewer.params``."""
+    now, me = bindparam("now"), bindparam("me", type_=Integer)
+    people = [bindparam(f"p{i}", type_=Integer) for i in range(n_ids)]
     branches = []
     if view in ("mine", "all", "overdue"):
-        for person in viewer.ids:
+        for person in people:
             branch = select(HumanTask.id.label("task_id")).where(
                 OPEN, HumanTask.assignee_id == person
             )
@@ -391,21 +399,23 @@ def _branches(view: str, viewer: Viewer) -> list:
                 branch = branch.where(HumanTask.due_sort < now)
             branches.append(branch)
     if view in ("candidate", "all", "overdue"):
-        offers = [TaskCandidate.group_name == g for g in viewer.groups]
-        offers += [TaskCandidate.user_id == person for person in viewer.ids]
+        offers = [
+            TaskCandidate.group_name == bindparam(f"g{i}", type_=String) for i in range(n_groups)
+        ]
+        offers += [TaskCandidate.user_id == person for person in people]
         for offer in offers:
             branch = select(TaskCandidate.task_id.label("task_id")).where(offer, UNCLAIMED)
             if view == "overdue":
                 branch = branch.where(TaskCandidate.due_sort < now)
             branches.append(branch)
     if view == "followed":
-        started = select(ProcessInstance.id).where(ProcessInstance.initiator_id == viewer.user.id)
-        follows = select(CaseFollow.instance_id).where(CaseFollow.user_id == viewer.user.id)
+        started = select(ProcessInstance.id).where(ProcessInstance.initiator_id == me)
+        follows = select(CaseFollow.instance_id).where(CaseFollow.user_id == me)
         for cases in (started, follows):
             branches.append(
                 select(HumanTask.id.label("task_id")).where(OPEN, HumanTask.instance_id.in_(cases))
             )
-        for person in viewer.ids:  # my snoozed tasks wait here
+        for person in people:  # my snoozed tasks wait here
             branches.append(
                 select(HumanTask.id.label("task_id")).where(
                     OPEN, HumanTask.assignee_id == person, HumanTask.follow_up_at > now
@@ -415,7 +425,7 @@ def _branches(view: str, viewer: Viewer) -> list:
 
 
 def view_condition(view: str, viewer: Viewer | None) -> ColumnElement:
-    """Which task rows belong to a view, for this viewer."""
+    """Which task rows belong to a view, for this viewer (execute with ``viewer.params()``)."""
     if view not in VIEWS:
         raise ValidationFailed(
             "Vue inconnue.",
@@ -424,11 +434,11 @@ def view_condition(view: str, viewer: Viewer | None) -> ColumnElement:
     if view == "completed":
         return and_(
             HumanTask.status == TaskStatus.COMPLETED,
-            HumanTask.completed_by_id == viewer.user.id,
+            HumanTask.completed_by_id == bindparam("me", type_=Integer),
         )
     if view == "all" and viewer.user.is_admin:
         return OPEN
-    branches = _branches(view, viewer)
+    branches = _branches(view, len(viewer.ids), len(viewer.groups))
     if not branches:
         return false()
     return HumanTask.id.in_(union_all(*branches) if len(branches) > 1 else branches[0])
@@ -507,6 +517,7 @@ def list_tasks(
     values = _cursor_values(cursor, sort) if cursor else None
     params = _filter_values(filters)
     names = tuple(sorted(k for k in params if k.startswith("f_")))
+    params.update(viewer.params())
     params["limit"] = limit + 1
     if values is not None:
         params["c0"], params["c1"] = values
@@ -521,9 +532,6 @@ def list_tasks(
             len(filters.terms),
         )
         stmt = _indexed_statement(shape)
-        params["now"] = viewer.now
-        params.update({f"p{i}": person for i, person in enumerate(viewer.ids)})
-        params.update({f"g{i}": group for i, group in enumerate(viewer.groups)})
     else:
         stmt = _page(
             select(HumanTask).where(
@@ -634,25 +642,46 @@ def _indexed_statement(shape: _Shape):
 # --- counts ---------------------------------------------------------------------------
 
 
+def _count_of(view: str, n_ids: int, n_groups: int, admin: bool):
+    if view == "completed" or (view == "all" and admin):
+        condition = (
+            OPEN
+            if view == "all"
+            else and_(
+                HumanTask.status == TaskStatus.COMPLETED,
+                HumanTask.completed_by_id == bindparam("me", type_=Integer),
+            )
+        )
+        return select(func.count()).select_from(HumanTask).where(condition)
+    branches = _branches(view, n_ids, n_groups)
+    if not branches:
+        return select(literal(0))
+    ids = union(*branches).subquery() if len(branches) > 1 else branches[0].subquery()
+    return select(func.count()).select_from(ids)
+
+
+@functools.lru_cache(maxsize=256)
+def _counts_statement(views: tuple[str, ...], n_ids: int, n_groups: int, admin: bool):
+    """Every tab's count in one statement (one round trip), built once per shape."""
+    return select(*(_count_of(v, n_ids, n_groups, admin).scalar_subquery().label(v) for v in views))
+
+
 def count_view(user: User, view: str, viewer: Viewer | None = None) -> int:
     """How many tasks a view holds (without filters)."""
     viewer = viewer or Viewer.of(user)
-    if view == "completed" or (view == "all" and user.is_admin):
-        stmt = select(func.count()).select_from(HumanTask).where(view_condition(view, viewer))
-    else:
-        branches = _branches(view, viewer)
-        if not branches:
-            return 0
-        ids = union(*branches).subquery() if len(branches) > 1 else branches[0].subquery()
-        stmt = select(func.count()).select_from(ids)
-    return db.session.execute(stmt).scalar() or 0
+    if view not in VIEWS:
+        view_condition(view, viewer)  # raises the French error
+    stmt = _counts_statement((view,), len(viewer.ids), len(viewer.groups), user.is_admin)
+    return db.session.execute(stmt, viewer.params()).scalar() or 0
 
 
 def view_counts(user: User) -> dict[str, int]:
     """The count of every view the user sees, for the tabs."""
     viewer = Viewer.of(user)
-    views = [v for v in VIEWS if v != "all" or user.is_admin]
-    return {view: count_view(user, view, viewer) for view in views}
+    views = tuple(v for v in VIEWS if v != "all" or user.is_admin)
+    stmt = _counts_statement(views, len(viewer.ids), len(viewer.groups), user.is_admin)
+    row = db.session.execute(stmt, viewer.params()).one()
+    return {view: row._mapping[view] or 0 for view in views}
 
 
 def column_value(task: HumanTask, column: str) -> Any:
