@@ -15,3 +15,8 @@ esbuild=frontend/node_modules/.bin/esbuild
 "$esbuild" frontend/src/studio.css --bundle --minify --loader:.woff=file --loader:.woff2=file \
   --loader:.ttf=file --loader:.eot=file --loader:.svg=file --log-level=warning \
   --outfile="$out/studio/studio.css"
+# bpmn-js: the read-only viewer of the task page (the bpmn.io watermark stays visible).
+mkdir -p "$out/bpmn-js"
+cp frontend/node_modules/bpmn-js/dist/bpmn-navigated-viewer.production.min.js "$out/bpmn-js/"
+cp frontend/node_modules/bpmn-js/dist/assets/diagram-js.css frontend/node_modules/bpmn-js/dist/assets/bpmn-js.css "$out/bpmn-js/"
+cp -r frontend/node_modules/bpmn-js/dist/assets/bpmn-font "$out/bpmn-js/"

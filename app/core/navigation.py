@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import request, url_for
@@ -15,14 +16,18 @@ class NavItem:
     endpoint: str
     role: str = "agent"
     order: int = 50
+    badge: Callable | None = None  # badge(user) -> a count shown beside the label
 
 
 _items: dict[str, NavItem] = {}
 
 
-def register_nav(label, endpoint: str, role: str = "agent", order: int = 50) -> None:
-    """Add an entry to the main navigation (idempotent per endpoint)."""
-    _items[endpoint] = NavItem(label, endpoint, role, order)
+def register_nav(
+    label, endpoint: str, role: str = "agent", order: int = 50, badge: Callable | None = None
+) -> None:
+    """Add an entry to the main navigation (idempotent per endpoint); ``badge(user)``
+    may return a count shown beside it (unread notifications…)."""
+    _items[endpoint] = NavItem(label, endpoint, role, order, badge)
 
 
 register_nav(_l("Mes tâches"), "inbox.index", order=10)
@@ -39,5 +44,8 @@ def main_navigation() -> list[dict]:
             continue
         url = url_for(item.endpoint)
         current = request.path == url or (url != "/" and request.path.startswith(url))
-        entries.append({"label": str(item.label), "url": url, "current": current})
+        badge = item.badge(current_user) if item.badge else None
+        entries.append(
+            {"label": str(item.label), "url": url, "current": current, "badge": badge or None}
+        )
     return entries

@@ -77,7 +77,7 @@ def keyset_page(
             )
         if convert:
             values = convert(values)
-        stmt = stmt.where(_after(columns, values, descending))
+        stmt = stmt.where(after(columns, values, descending))
     order = [c.desc() if descending else c.asc() for c in columns]
     rows = list(db.session.execute(stmt.order_by(*order).limit(limit + 1)).scalars())
     next_cursor = None
@@ -89,7 +89,7 @@ def keyset_page(
     return rows, next_cursor
 
 
-def _after(columns: Sequence[Any], values: Sequence[Any], descending: bool):
+def after(columns: Sequence[Any], values: Sequence[Any], descending: bool = False):
     """Row-value comparison ``(a, b) > (x, y)`` spelt out for every database."""
     clauses = []
     for i, column in enumerate(columns):

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
@@ -126,6 +136,13 @@ class ProcessInstance(db.Model):
     initiator: Mapped[User | None] = relationship()
 
 
+# The plain-search text of a task is capped: it lives in the inbox's b-tree indexes.
+SEARCH_TEXT_MAX = 1000
+
+# Undated tasks sort after every dated one: ``due_sort`` is ``due_at`` or this moment.
+NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
 class TaskStatus(enum.StrEnum):
     OPEN = "open"
     COMPLETED = "completed"
@@ -138,8 +155,21 @@ class HumanTask(db.Model):
     __tablename__ = "human_task"
     __table_args__ = (
         UniqueConstraint("instance_id", "spiff_task_id", name="uq_human_task_spiff"),
-        Index("ix_human_task_assignee_open", "assignee_id", "status", "due_at"),
+        # The inbox's "à traiter" page: one agent's open tasks in due order, from the index
+        # alone (follow_up_at and search_text ride along so that snoozed tasks are skipped
+        # and searches filtered without reading the table).
+        Index(
+            "ix_human_task_assignee_open",
+            "assignee_id",
+            "due_sort",
+            "id",
+            "follow_up_at",
+            "search_text",
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
         Index("ix_human_task_status_created", "status", "created_at"),
+        Index("ix_human_task_completed_by", "completed_by_id", "completed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -161,8 +191,15 @@ class HumanTask(db.Model):
     )
     priority: Mapped[int] = mapped_column(Integer, default=50)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # due_at, or NO_DUE_DATE: a non-null sort key the inbox's indexes and cursors use.
+    due_sort: Mapped[datetime] = mapped_column(UTCDateTime, default=NO_DUE_DATE)
     follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the case reached the authority (the item's legal start date), for sorting.
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Delegation (delegate and resolve): the owner gets the task back once resolved.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    delegation_state: Mapped[str | None] = mapped_column(String(20))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_by_id: Mapped[int | None] = mapped_column(
@@ -171,11 +208,12 @@ class HumanTask(db.Model):
     candidate_groups: Mapped[list] = mapped_column(JSONType, default=list)
     candidate_users: Mapped[list] = mapped_column(JSONType, default=list)
     metadata_: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
-    search_text: Mapped[str] = mapped_column(Text, default="")
+    search_text: Mapped[str] = mapped_column(String(SEARCH_TEXT_MAX), default="")
     documentation: Mapped[str | None] = mapped_column(Text)
 
     instance: Mapped[ProcessInstance] = relationship()
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
     completed_by: Mapped[User | None] = relationship(foreign_keys=[completed_by_id])
     candidates: Mapped[list[TaskCandidate]] = relationship(
         back_populates="task", cascade="all, delete-orphan"
@@ -183,12 +221,35 @@ class HumanTask(db.Model):
 
 
 class TaskCandidate(db.Model):
-    """One candidate (a group name or a user) of an open task: the inbox's join table."""
+    """One candidate (a group name or a user) of an open task: the inbox's join table.
+
+    ``due_sort``, ``unclaimed`` and ``search_text`` copy the task's so that one group's
+    basket page — searched or not — is read from a partial index in due order, without
+    touching the task table.
+    """
 
     __tablename__ = "task_candidate"
     __table_args__ = (
         Index("ix_task_candidate_group", "group_name", "task_id"),
         Index("ix_task_candidate_user", "user_id", "task_id"),
+        Index(
+            "ix_task_candidate_group_basket",
+            "group_name",
+            "due_sort",
+            "task_id",
+            "search_text",
+            postgresql_where=text("unclaimed"),
+            sqlite_where=text("unclaimed"),
+        ),
+        Index(
+            "ix_task_candidate_user_basket",
+            "user_id",
+            "due_sort",
+            "task_id",
+            "search_text",
+            postgresql_where=text("unclaimed"),
+            sqlite_where=text("unclaimed"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -197,8 +258,37 @@ class TaskCandidate(db.Model):
     )
     group_name: Mapped[str | None] = mapped_column(String(80))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    due_sort: Mapped[datetime] = mapped_column(UTCDateTime, default=NO_DUE_DATE)
+    unclaimed: Mapped[bool] = mapped_column(Boolean, default=True)
+    search_text: Mapped[str] = mapped_column(String(SEARCH_TEXT_MAX), default="")
 
     task: Mapped[HumanTask] = relationship(back_populates="candidates")
+
+
+@event.listens_for(HumanTask, "before_insert")
+def _set_due_sort(mapper, connection, task: HumanTask) -> None:
+    task.due_sort = task.due_at or NO_DUE_DATE
+
+
+@event.listens_for(HumanTask, "before_update")
+def _keep_due_sort(mapper, connection, task: HumanTask) -> None:
+    due_sort = task.due_at or NO_DUE_DATE
+    if task.due_sort != due_sort:  # a new due date moves the task in every basket too
+        task.due_sort = due_sort
+        connection.execute(
+            TaskCandidate.__table__.update()
+            .where(TaskCandidate.task_id == task.id)
+            .values(due_sort=due_sort)
+        )
+
+
+@event.listens_for(TaskCandidate, "before_insert")
+def _copy_task_keys(mapper, connection, candidate: TaskCandidate) -> None:
+    task = candidate.task
+    if task is not None:
+        candidate.due_sort = task.due_at or NO_DUE_DATE
+        candidate.unclaimed = task.assignee_id is None
+        candidate.search_text = task.search_text or ""
 
 
 class EngineTimer(db.Model):

@@ -2,11 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from sqlalchemy import or_, select
 
 from app.core.extensions import db
 from app.core.permissions import policy
 from app.engine.models import HumanTask, ProcessInstance, TaskCandidate, TaskStatus
+
+# Who else a user may act for right now (an absent colleague they substitute): other
+# domains register ``provider(user) -> user ids``; the task policy lets the user act on
+# the tasks assigned to those colleagues, or offered to them by name.
+PrincipalProvider = Callable[[object], Iterable[int]]
+_principal_providers: list[PrincipalProvider] = []
+
+
+def register_principals(provider: PrincipalProvider) -> PrincipalProvider:
+    """Register a function naming the users someone may currently act for."""
+    _principal_providers.append(provider)
+    return provider
+
+
+def principals(user) -> set[int]:
+    """The user's id and the ids of the users they currently act for."""
+    ids = {user.id}
+    for provider in _principal_providers:
+        ids.update(provider(user))
+    return ids
+
+
+def acts_for(user, task: HumanTask) -> int | None:
+    """The colleague on whose behalf ``user`` would act on ``task`` (None: their own)."""
+    if task.assignee_id == user.id or is_candidate(user, task):
+        return None
+    others = principals(user) - {user.id}
+    if task.assignee_id in others:
+        return task.assignee_id
+    named = {c.user_id for c in task.candidates if c.user_id} & others
+    return min(named) if named else None
 
 
 def is_candidate(user, task: HumanTask) -> bool:
@@ -16,19 +49,26 @@ def is_candidate(user, task: HumanTask) -> bool:
     return bool(set(user.group_names) & set(task.candidate_groups or []))
 
 
+def _holds_or_may_take(user, task: HumanTask, ids: set[int]) -> bool:
+    if task.assignee_id in ids or is_candidate(user, task):
+        return True
+    return bool(ids & {c.user_id for c in task.candidates if c.user_id})
+
+
 @policy("task")
 def task_policy(user, action: str, task: HumanTask) -> bool:
+    ids = principals(user)
     if action == "view":
         return (
-            task.assignee_id == user.id
+            _holds_or_may_take(user, task, ids)
             or task.completed_by_id == user.id
-            or is_candidate(user, task)
+            or task.owner_id in ids
             or task.instance.initiator_id == user.id
         )
     if task.status != TaskStatus.OPEN:
         return False
     if action in ("claim", "complete", "unclaim", "assign"):
-        return task.assignee_id == user.id or is_candidate(user, task)
+        return _holds_or_may_take(user, task, ids) or task.owner_id in ids
     return False
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from app.core.extensions import db
 from app.engine import sandbox
 from app.engine.handlers import HandlerContext, get_handler
 from app.engine.models import (
+    SEARCH_TEXT_MAX,
     EngineJob,
     EngineTimer,
     HumanTask,
@@ -65,6 +67,7 @@ SUMMARY_KEYS = (
     "folder_id",
     "document_type",
     "title",
+    "received_at",
 )
 _SPEC_CACHE_SIZE = 64
 _spec_cache: OrderedDict[tuple[int, str], tuple[Any, dict]] = OrderedDict()
@@ -216,6 +219,18 @@ def _summary(data: dict) -> dict:
 # --- human tasks ---------------------------------------------------------------------
 
 
+# Functions told about each new human task, in the creating transaction (the inbox
+# notifies assignees through this): ``listener(task, actor)``.
+TaskListener = Callable[[HumanTask, User | None], None]
+_task_listeners: list[TaskListener] = []
+
+
+def on_task_created(listener: TaskListener) -> TaskListener:
+    """Register a function called with every new human task, before the commit."""
+    _task_listeners.append(listener)
+    return listener
+
+
 def _human(task) -> bool:
     return task.task_spec.manual and not isinstance(task.task_spec, HandlerServiceTask)
 
@@ -251,6 +266,11 @@ def _sync_human_tasks(instance, workflow, actor) -> list[HumanTask]:
             row = _new_human_task(instance, task, now)
             db.session.add(row)
             created.append(row)
+    if created and _task_listeners:
+        db.session.flush()
+        for row in created:
+            for listener in _task_listeners:
+                listener(row, actor)
     return created
 
 
@@ -284,10 +304,11 @@ def _new_human_task(instance: ProcessInstance, task, now: datetime) -> HumanTask
         due_at=_moment(_attribute(ext.get("due_date"), data), now),
         follow_up_at=_moment(_attribute(ext.get("follow_up_date"), data), now),
         created_at=now,
+        received_at=_moment(metadata.get("received_at"), now) or instance.started_at or now,
         candidate_groups=groups,
         candidate_users=users,
         metadata_=metadata,
-        search_text=searchable(name, title, *[str(v) for v in metadata.values()]),
+        search_text=searchable(name, title, *[str(v) for v in metadata.values()])[:SEARCH_TEXT_MAX],
         documentation=_documentation(ext.get("documentation"), data),
     )
     row.candidates = [TaskCandidate(group_name=g) for g in groups] + [

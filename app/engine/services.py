@@ -42,8 +42,10 @@ from app.engine.models import (
     ProcessDefinition,
     ProcessInstance,
     ProcessVersion,
+    TaskCandidate,
     TaskStatus,
 )
+from app.engine.permissions import principals
 from app.engine.spiff import BpmnEvent, SpiffWorkflowException, TaskState, new_workflow
 
 log = logging.getLogger(__name__)
@@ -595,13 +597,35 @@ def get_task(task_id: int, actor: User | None = None, action: str = "view") -> H
 def _require_task(actor: User, action: str, task: HumanTask) -> None:
     if action != "view" and task.status != TaskStatus.OPEN:
         raise Conflict("Cette tâche est déjà terminée.")
-    if action != "view" and task.assignee_id not in (None, actor.id) and not actor.is_admin:
+    if action == "complete" and task.delegation_state == "pending":
+        helper = task.assignee.name if task.assignee else "le délégataire"
+        raise Conflict(
+            f"Cette tâche est déléguée à {helper} : elle doit d'abord être rendue à "
+            "son propriétaire."
+        )
+    if (
+        action != "view"
+        and task.assignee_id is not None
+        and task.assignee_id not in principals(actor)
+        and not actor.is_admin
+    ):
         from app.engine.permissions import is_candidate
 
         if is_candidate(actor, task):
             holder = task.assignee.name if task.assignee else "un autre agent"
             raise Conflict(f"Cette tâche est prise par {holder}.")
     require(actor, action, "task", task)
+
+
+def set_assignee(task: HumanTask, user_id: int | None) -> None:
+    """Give the task to a user (or back to its baskets) in the caller's transaction."""
+    task.assignee_id = user_id
+    task.claimed_at = utcnow() if user_id is not None else None
+    db.session.execute(
+        TaskCandidate.__table__.update()
+        .where(TaskCandidate.task_id == task.id)
+        .values(unclaimed=user_id is None)
+    )
 
 
 def task_form(task: HumanTask) -> dict | None:
@@ -633,6 +657,11 @@ def claim_task(task_id: int, actor: User) -> HumanTask:
     if updated.rowcount != 1:
         db.session.rollback()
         raise Conflict("Cette tâche vient d'être prise par un autre agent.")
+    db.session.execute(
+        TaskCandidate.__table__.update()
+        .where(TaskCandidate.task_id == task_id)
+        .values(unclaimed=False)
+    )
     audit.record(
         "task.claim",
         actor=actor,
@@ -650,9 +679,12 @@ def unclaim_task(task_id: int, actor: User) -> HumanTask:
     task = get_task(task_id, actor, "unclaim")
     if task.assignee_id is None:
         raise Conflict("Cette tâche n'est prise par personne.")
-    if task.assignee_id != actor.id and not actor.is_admin:
+    if task.assignee_id not in principals(actor) and not actor.is_admin:
         raise Conflict("Cette tâche est prise par un autre agent.")
-    task.assignee_id, task.claimed_at = None, None
+    if task.delegation_state == "pending":
+        raise Conflict("Une tâche déléguée ne peut pas être rendue à sa corbeille.")
+    set_assignee(task, None)
+    task.owner_id, task.delegation_state = None, None
     audit.record(
         "task.unclaim",
         actor=actor,
@@ -673,7 +705,8 @@ def assign_task(task_id: int, assignee: User, actor: User, reason: str = "") -> 
             errors=[{"field": "assignee", "message": "Compte désactivé."}],
         )
     previous = task.assignee_id
-    task.assignee_id, task.claimed_at = assignee.id, utcnow()
+    set_assignee(task, assignee.id)
+    task.owner_id, task.delegation_state = None, None
     audit.record(
         "task.assign",
         actor=actor,

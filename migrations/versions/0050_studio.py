@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = '0050_studio'
-down_revision = '0005_instance_waiting'
+down_revision = '0020_inbox'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Mail: outgoing messages (and, with the intake domain, functional mailboxes)."""
