@@ -1,0 +1,166 @@
+"""Finding contacts: one query box for a name, an e-mail, a phone, a SIRET, a postal code.
+
+Results come in tiers — exact or prefix match of the name first, then a word of the name or
+the city, then typo-tolerant matches — each tier ordered by name. A page stops as soon as it
+is full, so the expensive typo-tolerant tier only runs when the cheap ones did not fill it.
+On PostgreSQL the typo tier is ``pg_trgm``'s word similarity on a GIN index; on SQLite it
+is rapidfuzz's partial ratio over the names sharing the query's first two letters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import and_, literal, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.contacts.identifiers import RNA_RE, phone_search_key
+from app.contacts.models import (
+    Contact,
+    ContactAddress,
+    ContactEmail,
+    ContactKind,
+    ContactPhone,
+    ContactStatus,
+)
+from app.contacts.normalise import digits, fold
+from app.core.db import is_postgresql
+from app.core.errors import ValidationFailed
+from app.core.extensions import db
+from app.core.pagination import decode_cursor, encode_cursor
+
+SQLITE_FUZZY_THRESHOLD = 0.75  # rapidfuzz partial ratio / 100
+_END = "~"  # sorts after every character of a folded text ([a-z0-9 ])
+_POSTAL_TOKEN = re.compile(r"^\d{5}$")
+
+
+@dataclass
+class SearchPage:
+    items: list[Contact]
+    next_cursor: str | None
+    kind: str  # what the query was read as: name, email, phone, siret, siren, rna, postal_code
+
+
+def _prefix(column, text: str) -> ColumnElement:
+    return and_(column >= text, column < text + _END)
+
+
+def _email_tiers(term: str) -> list[ColumnElement]:
+    email = term.strip().lower()
+    exact = select(ContactEmail.contact_id).where(ContactEmail.email == email)
+    tiers = [Contact.id.in_(exact)]
+    if not re.search(r"@[^@]+\.[a-z]{2,}$", email):  # still being typed
+        partial = select(ContactEmail.contact_id).where(ContactEmail.email.like(_like(email) + "%"))
+        tiers.append(Contact.id.in_(partial))
+    return tiers
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _postal_code_filter(code: str) -> ColumnElement:
+    at_address = select(ContactAddress.contact_id).where(ContactAddress.postal_code == code)
+    return or_(Contact.postal_code == code, Contact.id.in_(at_address))
+
+
+def _name_tiers(folded: str) -> list[ColumnElement]:
+    word = Contact.search_name.like("% " + _like(folded) + "%")
+    city = _prefix(Contact.search_city, folded)
+    if is_postgresql():
+        fuzzy = literal(folded).op("<%")(Contact.search_name)
+    else:
+        from sqlalchemy import func
+
+        block = _prefix(Contact.search_name, folded[:2])
+        fuzzy = and_(
+            block, func.missive_similarity(folded, Contact.search_name) >= SQLITE_FUZZY_THRESHOLD
+        )
+    return [_prefix(Contact.search_name, folded), or_(word, city), fuzzy]
+
+
+def read_query(q: str) -> tuple[str, list[ColumnElement], list[ColumnElement]]:
+    """Classify a query; return (kind, tier predicates, filters)."""
+    term = (q or "").strip()
+    compact = re.sub(r"[\s.\-/]+", "", term)
+    if "@" in term:
+        return "email", _email_tiers(term), []
+    if RNA_RE.match(compact.upper()):
+        return "rna", [Contact.rna == compact.upper()], []
+    if compact.isdigit():
+        if len(compact) == 14:
+            return "siret", [Contact.siret == compact], []
+        if len(compact) == 9 and not compact.startswith("0"):
+            return "siren", [Contact.siren == compact], []
+        if len(compact) == 5:
+            return "postal_code", [_postal_code_filter(compact)], []
+        if len(compact) < 5:
+            return "postal_code", [Contact.postal_code.like(compact + "%")], []
+    if (compact.isdigit() or compact.startswith("+")) and len(digits(compact)) >= 9:
+        number = phone_search_key(term)
+        if number:
+            matching = select(ContactPhone.contact_id).where(ContactPhone.number == number)
+            return "phone", [Contact.id.in_(matching)], []
+    tokens = term.split()
+    filters = [_postal_code_filter(t) for t in tokens if _POSTAL_TOKEN.match(t)]
+    words = " ".join(t for t in tokens if not _POSTAL_TOKEN.match(t))
+    folded = fold(words)
+    if not folded:
+        return "postal_code", filters[:1], filters[1:]
+    return "name", _name_tiers(folded), filters
+
+
+def search_contacts(
+    q: str | None,
+    *,
+    limit: int = 20,
+    cursor: str | None = None,
+    kind: str | None = None,
+    include_inactive: bool = False,
+) -> SearchPage:
+    """One page of contacts matching the query (all contacts by name when it is empty)."""
+    base = select(Contact)
+    if not include_inactive:
+        base = base.where(Contact.status == ContactStatus.ACTIVE)
+    if kind:
+        base = base.where(Contact.kind == ContactKind(kind))
+    if q and q.strip():
+        query_kind, tiers, filters = read_query(q)
+        base = base.where(*filters)
+    else:
+        query_kind, tiers = "all", [literal(True)]
+    start_tier, after = 0, None
+    if cursor:
+        values = decode_cursor(cursor)
+        if len(values) != 3 or not isinstance(values[0], int) or values[0] >= len(tiers):
+            raise ValidationFailed(
+                "Curseur de pagination invalide.",
+                errors=[{"field": "cursor", "message": "Curseur invalide."}],
+            )
+        start_tier, after = values[0], values[1:]
+    found: list[tuple[int, Contact]] = []
+    for index, predicate in enumerate(tiers):
+        if index < start_tier:
+            continue
+        stmt = base.where(predicate, *[~earlier for earlier in tiers[:index]])
+        if after is not None and index == start_tier:
+            name, last_id = after
+            stmt = stmt.where(
+                or_(
+                    Contact.search_name > name,
+                    and_(Contact.search_name == name, Contact.id > last_id),
+                )
+            )
+        wanted = limit + 1 - len(found)
+        rows = db.session.execute(
+            stmt.order_by(Contact.search_name, Contact.id).limit(wanted)
+        ).scalars()
+        found.extend((index, row) for row in rows)
+        if len(found) > limit:
+            break
+    next_cursor = None
+    if len(found) > limit:
+        tier, last = found[limit - 1]
+        next_cursor = encode_cursor([tier, last.search_name, last.id])
+    return SearchPage([row for _tier, row in found[:limit]], next_cursor, query_kind)
