@@ -21,6 +21,7 @@ from app.contacts.models import (
     ContactStatus,
 )
 from app.contacts.normalise import fold, name_similarity
+from app.contacts.search import use_fuzzy_threshold
 from app.core.db import is_postgresql
 from app.core.extensions import db
 
@@ -138,6 +139,7 @@ def candidates_for(profile: Profile, *, threshold: float = CANDIDATE, limit: int
         clauses.append(_name_block(profile.name, loose=False))
     if not clauses:
         return []
+    use_fuzzy_threshold()
     stmt = (
         select(Contact)
         .where(Contact.status == ContactStatus.ACTIVE, Contact.kind == ContactKind(profile.kind))
@@ -157,7 +159,7 @@ def candidates_for(profile: Profile, *, threshold: float = CANDIDATE, limit: int
 
 def _name_block(name: str, *, loose: bool):
     """Records whose name could be close enough to ``name`` to be worth scoring."""
-    if is_postgresql():  # pg_trgm word similarity (threshold 0.6), on the GIN index
+    if is_postgresql():  # pg_trgm word similarity, on the GIN index
         return literal(name).op("<%")(Contact.search_name)
     first = name.split(" ", 1)[0]
     prefix = first[:3] if loose else first

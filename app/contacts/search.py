@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import and_, literal, or_, select
+from sqlalchemy import and_, func, literal, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.contacts.identifiers import RNA_RE, phone_search_key
@@ -31,6 +31,9 @@ from app.core.extensions import db
 from app.core.pagination import decode_cursor, encode_cursor
 
 SQLITE_FUZZY_THRESHOLD = 0.75  # rapidfuzz partial ratio / 100
+# pg_trgm's word similarity: 0.5 lets « lefevre » find « lefebvre » (0.55), the default
+# 0.6 does not; lower thresholds flood the typo tier with unrelated names.
+PG_WORD_SIMILARITY_THRESHOLD = 0.5
 _END = "~"  # sorts after every character of a folded text ([a-z0-9 ])
 _POSTAL_TOKEN = re.compile(r"^\d{5}$")
 
@@ -65,14 +68,20 @@ def _postal_code_filter(code: str) -> ColumnElement:
     return or_(Contact.postal_code == code, Contact.id.in_(at_address))
 
 
+def use_fuzzy_threshold() -> None:
+    """Set pg_trgm's word-similarity threshold for the current transaction (PostgreSQL)."""
+    if is_postgresql():
+        db.session.execute(
+            text(f"SET LOCAL pg_trgm.word_similarity_threshold = {PG_WORD_SIMILARITY_THRESHOLD}")
+        )
+
+
 def _name_tiers(folded: str) -> list[ColumnElement]:
     word = Contact.search_name.like("% " + _like(folded) + "%")
     city = _prefix(Contact.search_city, folded)
     if is_postgresql():
         fuzzy = literal(folded).op("<%")(Contact.search_name)
     else:
-        from sqlalchemy import func
-
         block = _prefix(Contact.search_name, folded[:2])
         fuzzy = and_(
             block, func.missive_similarity(folded, Contact.search_name) >= SQLITE_FUZZY_THRESHOLD
@@ -127,6 +136,8 @@ def search_contacts(
         base = base.where(Contact.kind == ContactKind(kind))
     if q and q.strip():
         query_kind, tiers, filters = read_query(q)
+        if query_kind == "name":
+            use_fuzzy_threshold()
         base = base.where(*filters)
     else:
         query_kind, tiers = "all", [literal(True)]
