@@ -61,8 +61,10 @@ def _address(prefix: str) -> dict:
 
 class ContactForm(FlaskForm):
     kind = RadioField(_l("Type de contact"), choices=options(KINDS), default="person")
-    organisation_type = SelectField(_l("Catégorie"), choices=options(ORGANISATION_TYPES))
-    civility = SelectField(_l("Civilité"), choices=options(CIVILITIES))
+    organisation_type = SelectField(
+        _l("Catégorie"), choices=options(ORGANISATION_TYPES), validate_choice=False
+    )
+    civility = SelectField(_l("Civilité"), choices=options(CIVILITIES), validate_choice=False)
     first_name = StringField(_l("Prénom"), validators=[Optional(), Length(max=120)])
     last_name = StringField(_l("Nom"), validators=[Optional(), Length(max=120)])
     birth_name = StringField(_l("Nom de naissance"), validators=[Optional(), Length(max=120)])
@@ -78,7 +80,9 @@ class ContactForm(FlaskForm):
     )
     phone = StringField(_l("Téléphone"), validators=[Optional(), Length(max=40)])
     other_phones = TextAreaField(_l("Autres téléphones (un par ligne)"), validators=[Optional()])
-    preferred_channel = SelectField(_l("Canal préféré"), choices=options(CHANNELS))
+    preferred_channel = SelectField(
+        _l("Canal préféré"), choices=options(CHANNELS), validate_choice=False
+    )
     consent_email = BooleanField(_l("Accepte d'être contacté par courriel"))
     consent_sms = BooleanField(_l("Accepte les SMS"))
     consent_surveys = BooleanField(_l("Accepte les enquêtes de satisfaction"))

@@ -78,6 +78,20 @@ def use_fuzzy_threshold() -> None:
 
 def _name_tiers(folded: str) -> list[ColumnElement]:
     word = Contact.search_name.like("% " + _like(folded) + "%")
+    words = folded.split()
+    if len(words) > 1:  # « hélène lefeb »: every word starts a word of the name
+        word = or_(
+            word,
+            and_(
+                *[
+                    or_(
+                        _prefix(Contact.search_name, w),
+                        Contact.search_name.like("% " + _like(w) + "%"),
+                    )
+                    for w in words
+                ]
+            ),
+        )
     city = _prefix(Contact.search_city, folded)
     if is_postgresql():
         fuzzy = literal(folded).op("<%")(Contact.search_name)

@@ -65,7 +65,10 @@ CIVILITIES = {
 AFNOR_LINE_MAX = 38
 STREET_RE = re.compile(
     r"^\d|\b(rue|avenue|av|bd|boulevard|place|pl|chemin|ch|impasse|imp|allee|all|route|rte|"
-    r"quai|cours|square|sq|voie|passage|faubourg|fg|lotissement|lot|residence|hameau)\b"
+    r"quai|cours|square|sq|voie|passage|faubourg|fg|hameau|lieu dit)\b"
+)
+INSIDE_RE = re.compile(  # AFNOR line 2: inside the building, or the person's host
+    r"\b(appartement|appt|apt|app|etage|chez|porte|escalier|esc|bal|chambre|logement|lgt)\b"
 )
 PO_BOX_RE = re.compile(r"^(bp|cs|tsa)\b|\bcedex\b")
 SCALAR_FIELDS = (
@@ -115,6 +118,11 @@ IDENTITY_FIELDS = (
     "phone",
     "address_lines",
 )
+
+
+# Intake accepts a little less than an obvious duplicate: e.g. the same name (typos
+# allowed) with the same phone number, but not a mere homonym in the same postal code.
+SENDER_MATCH = 0.75
 
 
 class DuplicateFound(Conflict):
@@ -191,7 +199,7 @@ def split_address_lines(text: str | None) -> dict[str, str | None]:
     before, after = lines[:street], lines[street + 1 :]
     placed["line4"] = lines[street]
     if len(before) == 1:
-        placed["line3"] = before[0]
+        placed["line2" if INSIDE_RE.search(fold(before[0])) else "line3"] = before[0]
     elif len(before) >= 2:
         placed["line2"], placed["line3"] = before[-2], before[-1]
     if after:
@@ -1224,7 +1232,7 @@ def match_sender(*, email: str | None = None, data: dict | None = None) -> Sende
         else set(),
     )
     if wanted_name or phones:
-        found = candidates_for(profile, threshold=OBVIOUS, limit=1)
+        found = candidates_for(profile, threshold=SENDER_MATCH, limit=1)
         if found:
             contact, score, reasons = found[0]
             return SenderMatch(contact, score, reasons, proposal)
