@@ -531,7 +531,7 @@ def refresh_derived(contact: Contact) -> None:
     contact.email = emails[0].email if emails else None
     contact.phone = phones[0].number if phones else None
     primary = addresses[0] if addresses else None
-    contact.address_lines = "\n".join(primary.body_lines) if primary else None
+    contact.address_lines = "\n".join(primary.body_lines) or None if primary else None
     contact.postal_code = primary.postal_code if primary else None
     contact.city = primary.city if primary else None
     contact.commune_code = primary.commune_code if primary else None
