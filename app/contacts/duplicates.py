@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, literal, or_, select
+from sqlalchemy.orm import selectinload
 
 from app.contacts.models import (
     Contact,
@@ -144,6 +145,11 @@ def candidates_for(profile: Profile, *, threshold: float = CANDIDATE, limit: int
         select(Contact)
         .where(Contact.status == ContactStatus.ACTIVE, Contact.kind == ContactKind(profile.kind))
         .where(or_(*clauses))
+        .options(
+            selectinload(Contact.emails),
+            selectinload(Contact.phones),
+            selectinload(Contact.addresses),
+        )
         .limit(300)
     )
     if profile.id is not None:

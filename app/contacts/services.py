@@ -543,11 +543,28 @@ def search_name_of(contact: Contact) -> str:
     """The folded name a record is searched and sorted by (« dupont marie »)."""
     if contact.status == ContactStatus.ANONYMISED:
         return ""
-    if contact.kind == ContactKind.ORGANISATION:
-        return fold(contact.organisation_name)[:500]
-    parts = [contact.last_name, contact.first_name]
-    if contact.birth_name and fold(contact.birth_name) != fold(contact.last_name):
-        parts.append(contact.birth_name)
+    return search_name_for(
+        contact.kind,
+        contact.last_name,
+        contact.first_name,
+        contact.birth_name,
+        contact.organisation_name,
+    )
+
+
+def search_name_for(
+    kind: str,
+    last_name: str | None,
+    first_name: str | None,
+    birth_name: str | None,
+    organisation_name: str | None,
+) -> str:
+    """The search name from its parts: organisation name, or « last first [birth] »."""
+    if kind == ContactKind.ORGANISATION:
+        return fold(organisation_name)[:500]
+    parts = [last_name, first_name]
+    if birth_name and fold(birth_name) != fold(last_name):
+        parts.append(birth_name)
     return fold(" ".join(p for p in parts if p))[:500]
 
 
@@ -609,7 +626,7 @@ def create_contact(data: dict, actor, *, allow_duplicate: bool = False):
     db.session.add(contact)
     db.session.flush()
     for other, score, reasons in found:
-        _record_candidate(contact, other, score, reasons)
+        queue_duplicate_pair(contact, other, score, reasons)
     audit.record(
         "contact.create",
         actor=actor,
@@ -726,7 +743,8 @@ def unlink(link: ContactLink, actor) -> None:
 # --------------------------------------------------------------------------- duplicates
 
 
-def _record_candidate(a: Contact, b: Contact, score: float, reasons: list[str]) -> None:
+def queue_duplicate_pair(a: Contact, b: Contact, score: float, reasons: list[str]) -> None:
+    """Put a pair in the review queue (or refresh its score), in the caller's transaction."""
     first, second = sorted((a.id, b.id))
     row = db.session.execute(
         select(DuplicateCandidate).where(
@@ -761,7 +779,7 @@ def find_duplicates(*, since: datetime | None = None, batch: int = 500) -> int:
             select(Contact).where(Contact.id.in_(ids[start : start + batch]))
         ).scalars():
             for other, score, reasons in candidates_for(profile_of(contact)):
-                _record_candidate(contact, other, score, reasons)
+                queue_duplicate_pair(contact, other, score, reasons)
         db.session.commit()
     return (
         db.session.scalar(
