@@ -112,7 +112,7 @@ class Contact(db.Model):
     version: Mapped[int] = mapped_column(Integer, default=1)
     # Search columns, written by the services through ``normalise.fold``.
     search_name: Mapped[str] = mapped_column(_search_text(500), default="")
-    search_city: Mapped[str] = mapped_column(_search_text(120), default="", index=True)
+    search_city: Mapped[str] = mapped_column(_search_text(120), default="")
 
     created_by = relationship("User", foreign_keys=[created_by_id])
     addresses: Mapped[list[ContactAddress]] = relationship(
@@ -141,6 +141,8 @@ class Contact(db.Model):
         ),
         # Prefix search and ordering of lists.
         Index("ix_contact_status_search_name", "status", "search_name", "id"),
+        # Everyone in a town, in name order (« nantes »).
+        Index("ix_contact_status_city_name", "status", "search_city", "search_name", "id"),
     )
 
     # Optimistic concurrency: every UPDATE says « WHERE version = <the version read> »;

@@ -49,13 +49,13 @@ def _prefix(column, text: str) -> ColumnElement:
     return and_(column >= text, column < text + _END)
 
 
-def _email_tiers(term: str) -> list[ColumnElement]:
+def _email_tiers(term: str) -> list[Tier]:
     email = term.strip().lower()
     exact = select(ContactEmail.contact_id).where(ContactEmail.email == email)
-    tiers = [Contact.id.in_(exact)]
+    tiers = [Tier(Contact.id.in_(exact))]
     if not re.search(r"@[^@]+\.[a-z]{2,}$", email):  # still being typed
         partial = select(ContactEmail.contact_id).where(ContactEmail.email.like(_like(email) + "%"))
-        tiers.append(Contact.id.in_(partial))
+        tiers.append(Tier(Contact.id.in_(partial)))
     return tiers
 
 
@@ -64,8 +64,9 @@ def _like(text: str) -> str:
 
 
 def _postal_code_filter(code: str) -> ColumnElement:
+    # Every address (the preferred one included) is a row of contact_address.
     at_address = select(ContactAddress.contact_id).where(ContactAddress.postal_code == code)
-    return or_(Contact.postal_code == code, Contact.id.in_(at_address))
+    return Contact.id.in_(at_address)
 
 
 def use_fuzzy_threshold() -> None:
@@ -76,23 +77,23 @@ def use_fuzzy_threshold() -> None:
         )
 
 
-def _name_tiers(folded: str) -> list[ColumnElement]:
-    word = Contact.search_name.like("% " + _like(folded) + "%")
+@dataclass(frozen=True)
+class Tier:
+    """One rank of results. ``selective``: few rows, found through the trigram index."""
+
+    predicate: ColumnElement
+    selective: bool = False
+
+
+def _name_tiers(folded: str) -> list[Tier]:
     words = folded.split()
+    word = Contact.search_name.like("% " + _like(folded) + "%")
     if len(words) > 1:  # « hélène lefeb »: every word starts a word of the name
-        word = or_(
-            word,
-            and_(
-                *[
-                    or_(
-                        _prefix(Contact.search_name, w),
-                        Contact.search_name.like("% " + _like(w) + "%"),
-                    )
-                    for w in words
-                ]
-            ),
-        )
-    city = _prefix(Contact.search_city, folded)
+        every = [
+            or_(_prefix(Contact.search_name, w), Contact.search_name.like("% " + _like(w) + "%"))
+            for w in words
+        ]
+        word = or_(word, and_(*every))
     if is_postgresql():
         fuzzy = literal(folded).op("<%")(Contact.search_name)
     else:
@@ -100,37 +101,53 @@ def _name_tiers(folded: str) -> list[ColumnElement]:
         fuzzy = and_(
             block, func.missive_similarity(folded, Contact.search_name) >= SQLITE_FUZZY_THRESHOLD
         )
-    return [_prefix(Contact.search_name, folded), or_(word, city), fuzzy]
+    return [
+        Tier(_prefix(Contact.search_name, folded)),  # « dupont », « dupont j »
+        Tier(Contact.search_city == folded),  # everyone in « nantes »
+        Tier(word, selective=True),  # « jean » in « dupont jean »
+        Tier(_prefix(Contact.search_city, folded)),  # « saint herb »
+        Tier(fuzzy, selective=True),  # « dupond », « lefevbre »
+    ]
 
 
-def read_query(q: str) -> tuple[str, list[ColumnElement], list[ColumnElement]]:
+def _order(tier: Tier) -> list:
+    """Order of a tier's rows: by name, and on PostgreSQL for selective tiers by an
+    expression no B-tree provides, so that the planner fetches the few matching rows through
+    the trigram index and sorts them, instead of walking the name index from « a » and
+    filtering (which is what it picks for LIMIT queries when it misjudges the spread)."""
+    if is_postgresql() and tier.selective:
+        return [Contact.search_name.concat(""), Contact.id]
+    return [Contact.search_name, Contact.id]
+
+
+def read_query(q: str) -> tuple[str, list[Tier], list[ColumnElement]]:
     """Classify a query; return (kind, tier predicates, filters)."""
     term = (q or "").strip()
     compact = re.sub(r"[\s.\-/]+", "", term)
     if "@" in term:
         return "email", _email_tiers(term), []
     if RNA_RE.match(compact.upper()):
-        return "rna", [Contact.rna == compact.upper()], []
+        return "rna", [Tier(Contact.rna == compact.upper())], []
     if compact.isdigit():
         if len(compact) == 14:
-            return "siret", [Contact.siret == compact], []
+            return "siret", [Tier(Contact.siret == compact)], []
         if len(compact) == 9 and not compact.startswith("0"):
-            return "siren", [Contact.siren == compact], []
+            return "siren", [Tier(Contact.siren == compact)], []
         if len(compact) == 5:
-            return "postal_code", [_postal_code_filter(compact)], []
+            return "postal_code", [Tier(_postal_code_filter(compact))], []
         if len(compact) < 5:
-            return "postal_code", [Contact.postal_code.like(compact + "%")], []
+            return "postal_code", [Tier(Contact.postal_code.like(compact + "%"))], []
     if (compact.isdigit() or compact.startswith("+")) and len(digits(compact)) >= 9:
         number = phone_search_key(term)
         if number:
             matching = select(ContactPhone.contact_id).where(ContactPhone.number == number)
-            return "phone", [Contact.id.in_(matching)], []
+            return "phone", [Tier(Contact.id.in_(matching))], []
     tokens = term.split()
     filters = [_postal_code_filter(t) for t in tokens if _POSTAL_TOKEN.match(t)]
     words = " ".join(t for t in tokens if not _POSTAL_TOKEN.match(t))
     folded = fold(words)
     if not folded:
-        return "postal_code", filters[:1], filters[1:]
+        return "postal_code", [Tier(f) for f in filters[:1]], filters[1:]
     return "name", _name_tiers(folded), filters
 
 
@@ -154,7 +171,7 @@ def search_contacts(
             use_fuzzy_threshold()
         base = base.where(*filters)
     else:
-        query_kind, tiers = "all", [literal(True)]
+        query_kind, tiers = "all", [Tier(literal(True))]
     start_tier, after = 0, None
     if cursor:
         values = decode_cursor(cursor)
@@ -165,10 +182,10 @@ def search_contacts(
             )
         start_tier, after = values[0], values[1:]
     found: list[tuple[int, Contact]] = []
-    for index, predicate in enumerate(tiers):
+    for index, tier in enumerate(tiers):
         if index < start_tier:
             continue
-        stmt = base.where(predicate, *[~earlier for earlier in tiers[:index]])
+        stmt = base.where(tier.predicate, *[~earlier.predicate for earlier in tiers[:index]])
         if after is not None and index == start_tier:
             name, last_id = after
             stmt = stmt.where(
@@ -178,9 +195,7 @@ def search_contacts(
                 )
             )
         wanted = limit + 1 - len(found)
-        rows = db.session.execute(
-            stmt.order_by(Contact.search_name, Contact.id).limit(wanted)
-        ).scalars()
+        rows = db.session.execute(stmt.order_by(*_order(tier)).limit(wanted)).scalars()
         found.extend((index, row) for row in rows)
         if len(found) > limit:
             break
