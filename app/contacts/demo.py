@@ -26,7 +26,11 @@ from app.contacts.models import (
 )
 from app.contacts.normalise import fold
 from app.contacts.permissions import DPO_GROUP, REFERENTS_GROUP
-from app.contacts.services import queue_duplicate_pair, search_name_for
+from app.contacts.services import (
+    queue_duplicate_pair,
+    remember_search_words,
+    search_name_for,
+)
 from app.core import audit
 from app.core.db import utcnow
 from app.core.extensions import db
@@ -380,6 +384,7 @@ def generate(
     ):
         for start in range(0, len(rows), 5000):
             db.session.execute(insert(model), rows[start : start + 5000])
+    remember_search_words({row["search_name"] for row in contacts})
     _link_people(rng, ids, contacts)
     db.session.flush()
     for index in seeded:

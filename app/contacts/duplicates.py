@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, literal, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.contacts.models import (
@@ -22,8 +22,7 @@ from app.contacts.models import (
     ContactStatus,
 )
 from app.contacts.normalise import fold, name_similarity
-from app.contacts.search import use_fuzzy_threshold
-from app.core.db import is_postgresql
+from app.contacts.search import similar_words
 from app.core.extensions import db
 
 OBVIOUS = 0.85
@@ -134,13 +133,12 @@ def candidates_for(profile: Profile, *, threshold: float = CANDIDATE, limit: int
             Contact.id.in_(
                 select(ContactAddress.contact_id).where(ContactAddress.postal_code.in_(codes))
             )
-            & _name_block(profile.name, loose=True)
+            & _name_block(profile.name, profile.kind, loose=True)
         )
     if profile.name:
-        clauses.append(_name_block(profile.name, loose=False))
+        clauses.append(_name_block(profile.name, profile.kind, loose=False))
     if not clauses:
         return []
-    use_fuzzy_threshold()
     stmt = (
         select(Contact)
         .where(Contact.status == ContactStatus.ACTIVE, Contact.kind == ContactKind(profile.kind))
@@ -163,10 +161,27 @@ def candidates_for(profile: Profile, *, threshold: float = CANDIDATE, limit: int
     return found[:limit]
 
 
-def _name_block(name: str, *, loose: bool):
-    """Records whose name could be close enough to ``name`` to be worth scoring."""
-    if is_postgresql():  # pg_trgm word similarity, on the GIN index
-        return literal(name).op("<%")(Contact.search_name)
-    first = name.split(" ", 1)[0]
-    prefix = first[:3] if loose else first
-    return and_(Contact.search_name >= prefix, Contact.search_name < prefix + "~")
+def _name_block(name: str, kind: str, *, loose: bool):
+    """Records whose name could be close enough to ``name`` to be worth scoring: the same
+    surname, or a surname the dictionary finds close (typos); ``loose`` (same address)
+    only asks for the same first three letters."""
+    parts = name.split()
+    first = parts[0]
+    if loose:
+        return and_(Contact.search_name >= first[:3], Contact.search_name < first[:3] + "~")
+    if len(parts) > 1 and (len(first) <= 3 or kind == ContactKind.ORGANISATION):
+        key = " ".join(parts[:2])  # « le goff », « boulangerie dupont »
+        return or_(
+            Contact.search_name == key,
+            and_(Contact.search_name >= key + " ", Contact.search_name < key + " ~"),
+        )
+    words = {first, *similar_words(first, limit=5)}
+    return or_(
+        *[
+            or_(
+                Contact.search_name == w,
+                and_(Contact.search_name >= w + " ", Contact.search_name < w + " ~"),
+            )
+            for w in words
+        ]
+    )

@@ -170,6 +170,24 @@ class Contact(db.Model):
         )
 
 
+class ContactSearchWord(db.Model):
+    """Every word met in contact names, folded: the dictionary typo-tolerant search corrects
+    query words against (a few thousand rows where the contact table has a million)."""
+
+    __tablename__ = "contact_search_word"
+
+    word: Mapped[str] = mapped_column(_search_text(120), primary_key=True)
+
+    __table_args__ = (
+        Index(
+            "ix_contact_search_word_trgm",
+            "word",
+            postgresql_using="gin",
+            postgresql_ops={"word": "gin_trgm_ops"},
+        ),
+    )
+
+
 class ContactAddress(db.Model):
     """A postal address laid out as AFNOR NF Z10-011 lines (line 1, the name, is the contact)."""
 

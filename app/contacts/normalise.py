@@ -61,11 +61,16 @@ def name_similarity(a: str | None, b: str | None) -> float:
     return fuzz.token_sort_ratio(left, right) / 100.0
 
 
-def search_similarity(term: str | None, text: str | None) -> float:
-    """How well a folded query matches a folded stored name (best aligned part), 0 to 1."""
-    if not term or not text:
+def word_similarity(a: str | None, b: str | None) -> float:
+    """Similarity of two folded words (normalised Indel distance), 0 to 1."""
+    if not a or not b:
         return 0.0
-    return fuzz.partial_ratio(term, text) / 100.0
+    return fuzz.ratio(a, b) / 100.0
+
+
+def search_words(search_name: str) -> set[str]:
+    """The words of a folded name that go to the search dictionary."""
+    return {w for w in search_name.split() if len(w) >= 2}
 
 
 @event.listens_for(Engine, "connect")
@@ -73,4 +78,4 @@ def _register_sqlite_functions(dbapi_connection, connection_record):
     if not type(dbapi_connection).__module__.startswith("sqlite3"):
         return
     dbapi_connection.create_function("missive_fold", 1, fold, deterministic=True)
-    dbapi_connection.create_function("missive_similarity", 2, search_similarity, deterministic=True)
+    dbapi_connection.create_function("missive_ratio", 2, word_similarity, deterministic=True)

@@ -1,10 +1,13 @@
 """Finding contacts: one query box for a name, an e-mail, a phone, a SIRET, a postal code.
 
-Results come in tiers — exact or prefix match of the name first, then a word of the name or
-the city, then typo-tolerant matches — each tier ordered by name. A page stops as soon as it
-is full, so the expensive typo-tolerant tier only runs when the cheap ones did not fill it.
-On PostgreSQL the typo tier is ``pg_trgm``'s word similarity on a GIN index; on SQLite it
-is rapidfuzz's partial ratio over the names sharing the query's first two letters.
+Results come in tiers — prefix of the name, then the town, then a word of the name, then a
+town prefix, then typo-tolerant matches — each tier ordered by name. A page stops as soon as
+it is full, so later tiers only run when the earlier ones did not fill it.
+
+Typos are corrected against a dictionary of the words met in names (``contact_search_word``,
+a few thousand rows): on PostgreSQL by ``pg_trgm`` similarity on its GIN index, on SQLite
+by rapidfuzz over the words sharing the first letter. The contacts are then found by the
+corrected words through ordinary indexes — never by comparing a million names.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from app.contacts.models import (
     ContactEmail,
     ContactKind,
     ContactPhone,
+    ContactSearchWord,
     ContactStatus,
 )
 from app.contacts.normalise import digits, fold
@@ -30,10 +34,10 @@ from app.core.errors import ValidationFailed
 from app.core.extensions import db
 from app.core.pagination import decode_cursor, encode_cursor
 
-SQLITE_FUZZY_THRESHOLD = 0.75  # rapidfuzz partial ratio / 100
-# pg_trgm's word similarity: 0.5 lets « lefevre » find « lefebvre » (0.55), the default
-# 0.6 does not; lower thresholds flood the typo tier with unrelated names.
-PG_WORD_SIMILARITY_THRESHOLD = 0.5
+SQLITE_WORD_THRESHOLD = 0.7  # rapidfuzz ratio / 100 between a query word and a known word
+# pg_trgm's similarity: 0.45 lets « lefevre » find « lefebvre » (0.55) and « giquel »
+# find « gicquel »; the default 0.3 floods the typo tier with unrelated names.
+PG_SIMILARITY_THRESHOLD = 0.45
 _END = "~"  # sorts after every character of a folded text ([a-z0-9 ])
 _POSTAL_TOKEN = re.compile(r"^\d{5}$")
 
@@ -70,10 +74,10 @@ def _postal_code_filter(code: str) -> ColumnElement:
 
 
 def use_fuzzy_threshold() -> None:
-    """Set pg_trgm's word-similarity threshold for the current transaction (PostgreSQL)."""
+    """Set pg_trgm's similarity threshold for the current transaction (PostgreSQL)."""
     if is_postgresql():
         db.session.execute(
-            text(f"SET LOCAL pg_trgm.word_similarity_threshold = {PG_WORD_SIMILARITY_THRESHOLD}")
+            text(f"SET LOCAL pg_trgm.similarity_threshold = {PG_SIMILARITY_THRESHOLD}")
         )
 
 
@@ -85,6 +89,60 @@ class Tier:
     selective: bool = False
 
 
+def similar_words(word: str, limit: int = 8) -> list[str]:
+    """Dictionary words close to a (misspelt) query word, closest first."""
+    if len(word) < 3:
+        return []
+    if is_postgresql():
+        use_fuzzy_threshold()
+        stmt = (
+            select(ContactSearchWord.word)
+            .where(ContactSearchWord.word.op("%")(word))
+            .order_by(ContactSearchWord.word.op("<->")(word), ContactSearchWord.word)
+        )
+    else:  # the words sharing the first letter, compared by rapidfuzz
+        score = func.missive_ratio(word, ContactSearchWord.word)
+        stmt = (
+            select(ContactSearchWord.word)
+            .where(_prefix(ContactSearchWord.word, word[0]), score >= SQLITE_WORD_THRESHOLD)
+            .order_by(score.desc(), ContactSearchWord.word)
+        )
+    return list(db.session.execute(stmt.limit(limit)).scalars())
+
+
+def _has_word(word: str) -> ColumnElement:
+    """The name contains ``word`` as a whole word (first word: through the B-tree)."""
+    return or_(
+        Contact.search_name == word,
+        _prefix(Contact.search_name, word + " "),
+        Contact.search_name.like("% " + _like(word) + " %"),
+        Contact.search_name.like("% " + _like(word)),
+    )
+
+
+def _fuzzy(words: list[str]) -> ColumnElement | None:
+    """Every query word, or a dictionary word close to it, is a word of the name."""
+    conditions = []
+    corrected = False
+    for word in words:
+        close = similar_words(word)
+        if close and close != [word]:
+            corrected = True
+        if is_postgresql() or len(words) > 1:
+            options = [_has_word(w) for w in close] or [
+                _prefix(Contact.search_name, word),
+                Contact.search_name.like("% " + _like(word) + "%"),
+            ]
+        else:  # SQLite: the surname position only, through the B-tree
+            options = [
+                or_(Contact.search_name == w, _prefix(Contact.search_name, w + " ")) for w in close
+            ]
+        if not options:
+            return None
+        conditions.append(or_(*options))
+    return and_(*conditions) if corrected else None
+
+
 def _name_tiers(folded: str) -> list[Tier]:
     words = folded.split()
     word = Contact.search_name.like("% " + _like(folded) + "%")
@@ -94,20 +152,16 @@ def _name_tiers(folded: str) -> list[Tier]:
             for w in words
         ]
         word = or_(word, and_(*every))
-    if is_postgresql():
-        fuzzy = literal(folded).op("<%")(Contact.search_name)
-    else:
-        block = _prefix(Contact.search_name, folded[:2])
-        fuzzy = and_(
-            block, func.missive_similarity(folded, Contact.search_name) >= SQLITE_FUZZY_THRESHOLD
-        )
-    return [
+    tiers = [
         Tier(_prefix(Contact.search_name, folded)),  # « dupont », « dupont j »
         Tier(Contact.search_city == folded),  # everyone in « nantes »
         Tier(word, selective=True),  # « jean » in « dupont jean »
         Tier(_prefix(Contact.search_city, folded)),  # « saint herb »
-        Tier(fuzzy, selective=True),  # « dupond », « lefevbre »
     ]
+    fuzzy = _fuzzy(words)
+    if fuzzy is not None:
+        tiers.append(Tier(fuzzy, selective=True))  # « dupond », « lefevbre »
+    return tiers
 
 
 def _order(tier: Tier) -> list:
@@ -167,8 +221,6 @@ def search_contacts(
         base = base.where(Contact.kind == ContactKind(kind))
     if q and q.strip():
         query_kind, tiers, filters = read_query(q)
-        if query_kind == "name":
-            use_fuzzy_threshold()
         base = base.where(*filters)
     else:
         query_kind, tiers = "all", [Tier(literal(True))]

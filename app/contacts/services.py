@@ -37,6 +37,7 @@ from app.contacts.models import (
     ContactLink,
     ContactMerge,
     ContactPhone,
+    ContactSearchWord,
     ContactStatus,
     DuplicateCandidate,
     DuplicateStatus,
@@ -44,7 +45,7 @@ from app.contacts.models import (
     RetentionAction,
     RetentionRule,
 )
-from app.contacts.normalise import fold, name_similarity
+from app.contacts.normalise import fold, name_similarity, search_words
 from app.contacts.retention import retention_sources
 from app.core import audit
 from app.core.db import utcnow
@@ -537,6 +538,27 @@ def refresh_derived(contact: Contact) -> None:
     contact.commune_code = primary.commune_code if primary else None
     contact.search_city = fold(contact.city)
     contact.search_name = search_name_of(contact)
+    remember_search_words([contact.search_name])
+
+
+def remember_search_words(names) -> None:
+    """Add the words of folded names to the typo-correction dictionary (idempotent)."""
+    words = set()
+    for name in names:
+        words |= search_words(name or "")
+    if not words:
+        return
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    rows = [{"word": w} for w in sorted(words)]
+    for start in range(0, len(rows), 5000):
+        db.session.execute(
+            dialect_insert(ContactSearchWord)
+            .values(rows[start : start + 5000])
+            .on_conflict_do_nothing()
+        )
 
 
 def search_name_of(contact: Contact) -> str:
