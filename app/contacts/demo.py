@@ -231,12 +231,20 @@ def random_siret(rng: random.Random) -> str:
 
 
 def generate(
-    count: int, *, duplicates: int = 0, seed: int = SEED, email_prefix: str = "demo.contacts"
+    count: int,
+    *,
+    duplicates: int = 0,
+    seed: int = SEED,
+    email_prefix: str = "demo.contacts",
+    write=None,
 ) -> int:
     """Insert ``count`` plausible contacts (and ``duplicates`` near-copies) in bulk.
 
     Used by the demo and by ``bench/contacts.py``; returns how many contacts were added.
+    ``write(table, rows)`` stores rows (default: SQLAlchemy bulk INSERT; the bench passes
+    PostgreSQL's COPY).
     """
+    write = write or _insert_rows
     rng = random.Random(seed)  # noqa: S311 (reproducible demo data, not secrets)
     pool = [c for c in communes.communes_of_department("44") if c.kind == "c"]
     weights = [max(c.population, 200) ** 0.8 for c in pool]
@@ -354,7 +362,7 @@ def generate(
         contacts.append(copy)
         children.append((emails, phones, dict(address)))
         seeded.append(len(contacts) - 1)
-    ids = _insert_contacts(contacts)
+    ids = _insert_contacts(contacts, write)
     email_rows, phone_rows, address_rows = [], [], []
     for contact_id, (emails, phones, address) in zip(ids, children, strict=True):
         email_rows += [
@@ -382,8 +390,7 @@ def generate(
         (ContactPhone, phone_rows),
         (ContactAddress, address_rows),
     ):
-        for start in range(0, len(rows), 5000):
-            db.session.execute(insert(model), rows[start : start + 5000])
+        write(model.__table__, rows)
     remember_search_words({row["search_name"] for row in contacts})
     _link_people(rng, ids, contacts)
     db.session.flush()
@@ -395,22 +402,21 @@ def generate(
     return len(ids)
 
 
-def _insert_contacts(rows: list[dict]) -> list[int]:
-    """Bulk insert with ids assigned here (one loader at a time: demo, bench)."""
+def _insert_rows(table, rows: list[dict]) -> None:
+    for start in range(0, len(rows), 5000):
+        db.session.execute(insert(table), rows[start : start + 5000])
+
+
+def _insert_contacts(rows: list[dict], write) -> list[int]:
+    """Insert with ids assigned here (one loader at a time: demo, bench)."""
     columns = {c.name for c in Contact.__table__.columns} - {"id"}
     defaults = dict.fromkeys(columns)
     first = (db.session.scalar(select(func.max(Contact.id))) or 0) + 1
     ids = list(range(first, first + len(rows)))
-    for start in range(0, len(rows), 5000):
-        db.session.execute(
-            insert(Contact),
-            [
-                {**defaults, **row, "id": contact_id}
-                for contact_id, row in zip(
-                    ids[start : start + 5000], rows[start : start + 5000], strict=True
-                )
-            ],
-        )
+    write(
+        Contact.__table__,
+        [{**defaults, **row, "id": contact_id} for contact_id, row in zip(ids, rows, strict=True)],
+    )
     if db.engine.dialect.name == "postgresql":
         db.session.execute(
             text(

@@ -7,12 +7,13 @@ it is full, so later tiers only run when the earlier ones did not fill it.
 Typos are corrected against a dictionary of the words met in names (``contact_search_word``,
 a few thousand rows): on PostgreSQL by ``pg_trgm`` similarity on its GIN index, on SQLite
 by rapidfuzz over the words sharing the first letter. The contacts are then found by the
-corrected words through ordinary indexes — never by comparing a million names.
+corrected words through the name index — never by comparing a million names.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import and_, func, literal, or_, select, text
@@ -110,58 +111,66 @@ def similar_words(word: str, limit: int = 8) -> list[str]:
     return list(db.session.execute(stmt.limit(limit)).scalars())
 
 
-def _has_word(word: str) -> ColumnElement:
-    """The name contains ``word`` as a whole word (first word: through the B-tree)."""
-    return or_(
-        Contact.search_name == word,
-        _prefix(Contact.search_name, word + " "),
-        Contact.search_name.like("% " + _like(word) + " %"),
-        Contact.search_name.like("% " + _like(word)),
+def _starts_with_word(word: str) -> ColumnElement:
+    """The name's first word (the surname, or an organisation's first word) is ``word``."""
+    return or_(Contact.search_name == word, _prefix(Contact.search_name, word + " "))
+
+
+def _name_tiers(folded: str) -> list[Tier | Later]:
+    words = folded.split()
+    return [
+        Tier(_prefix(Contact.search_name, folded)),  # « dupont », « dupont j »
+        Tier(Contact.search_city == folded),  # everyone in « nantes »
+        Later(lambda: _word_tiers(folded, words)),  # « jean » in « dupont jean »
+        Tier(_prefix(Contact.search_city, folded)),  # « saint herb »
+        Later(lambda: _typo_tiers(words)),  # « dupond », « lefevbre »
+    ]
+
+
+def _known_prefix(word: str) -> bool:
+    """Some word of some name starts with ``word`` (one look-up in the dictionary)."""
+    return (
+        db.session.execute(
+            select(ContactSearchWord.word).where(_prefix(ContactSearchWord.word, word)).limit(1)
+        ).first()
+        is not None
     )
 
 
-def _fuzzy(words: list[str]) -> ColumnElement | None:
-    """Every query word, or a dictionary word close to it, is a word of the name."""
-    conditions = []
-    corrected = False
-    for word in words:
-        close = similar_words(word)
-        if close and close != [word]:
-            corrected = True
-        if is_postgresql() or len(words) > 1:
-            options = [_has_word(w) for w in close] or [
-                _prefix(Contact.search_name, word),
-                Contact.search_name.like("% " + _like(word) + "%"),
-            ]
-        else:  # SQLite: the surname position only, through the B-tree
-            options = [
-                or_(Contact.search_name == w, _prefix(Contact.search_name, w + " ")) for w in close
-            ]
-        if not options:
-            return None
-        conditions.append(or_(*options))
-    return and_(*conditions) if corrected else None
-
-
-def _name_tiers(folded: str) -> list[Tier]:
-    words = folded.split()
+def _word_tiers(folded: str, words: list[str]) -> list[Tier]:
+    """Names with the query among their later words; skipped when the dictionary shows no
+    name has such a word (a misspelt name), which spares a scan of the name column."""
+    if not all(_known_prefix(w) for w in words):
+        return []
     word = Contact.search_name.like("% " + _like(folded) + "%")
     if len(words) > 1:  # « hélène lefeb »: every word starts a word of the name
-        every = [
-            or_(_prefix(Contact.search_name, w), Contact.search_name.like("% " + _like(w) + "%"))
-            for w in words
-        ]
-        word = or_(word, and_(*every))
-    tiers = [
-        Tier(_prefix(Contact.search_name, folded)),  # « dupont », « dupont j »
-        Tier(Contact.search_city == folded),  # everyone in « nantes »
-        Tier(word, selective=True),  # « jean » in « dupont jean »
-        Tier(_prefix(Contact.search_city, folded)),  # « saint herb »
-    ]
-    fuzzy = _fuzzy(words)
-    if fuzzy is not None:
-        tiers.append(Tier(fuzzy, selective=True))  # « dupond », « lefevbre »
+        word = or_(word, and_(*[_has_word_prefix(w) for w in words]))
+    return [Tier(word, selective=True)]
+
+
+def _typo_tiers(words: list[str]) -> list[Tier]:
+    """One tier per dictionary word close to a query word, closest first, each an ordered
+    range of the name index (« lefevbre » → « lefebvre … », then « lefevre … »)."""
+    tiers = []
+    for index, typed in enumerate(words):
+        others = [_has_word_prefix(w) for i, w in enumerate(words) if i != index]
+        for close in similar_words(typed, limit=5):
+            if close != typed:
+                tiers.append(Tier(and_(_starts_with_word(close), *others)))
     return tiers
+
+
+def _has_word_prefix(word: str) -> ColumnElement:
+    return or_(
+        _prefix(Contact.search_name, word), Contact.search_name.like("% " + _like(word) + "%")
+    )
+
+
+@dataclass(frozen=True)
+class Later:
+    """Tiers made only when the earlier ones did not fill the page (typo corrections)."""
+
+    make: Callable[[], list[Tier]]
 
 
 def _order(tier: Tier) -> list:
@@ -174,7 +183,7 @@ def _order(tier: Tier) -> list:
     return [Contact.search_name, Contact.id]
 
 
-def read_query(q: str) -> tuple[str, list[Tier], list[ColumnElement]]:
+def read_query(q: str) -> tuple[str, list[Tier | Later], list[ColumnElement]]:
     """Classify a query; return (kind, tier predicates, filters)."""
     term = (q or "").strip()
     compact = re.sub(r"[\s.\-/]+", "", term)
@@ -224,19 +233,30 @@ def search_contacts(
         base = base.where(*filters)
     else:
         query_kind, tiers = "all", [Tier(literal(True))]
+    tiers = list(tiers)
+
+    def tier_at(index: int) -> Tier | None:
+        while index < len(tiers) and isinstance(tiers[index], Later):
+            tiers[index : index + 1] = tiers[index].make()
+        return tiers[index] if index < len(tiers) else None
+
     start_tier, after = 0, None
     if cursor:
         values = decode_cursor(cursor)
-        if len(values) != 3 or not isinstance(values[0], int) or values[0] >= len(tiers):
+        if (
+            len(values) != 3
+            or not isinstance(values[0], int)
+            or values[0] < 0
+            or tier_at(values[0]) is None
+        ):
             raise ValidationFailed(
                 "Curseur de pagination invalide.",
                 errors=[{"field": "cursor", "message": "Curseur invalide."}],
             )
         start_tier, after = values[0], values[1:]
     found: list[tuple[int, Contact]] = []
-    for index, tier in enumerate(tiers):
-        if index < start_tier:
-            continue
+    index = start_tier - 1
+    while (tier := tier_at(index := index + 1)) is not None:
         stmt = base.where(tier.predicate, *[~earlier.predicate for earlier in tiers[:index]])
         if after is not None and index == start_tier:
             name, last_id = after
