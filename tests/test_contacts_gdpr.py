@@ -268,3 +268,18 @@ def test_timeline_of_a_survivor_includes_the_merged_records_history(app, people)
         titles = [e.title for e in timeline_for(s, user(people["agent"]))]
     assert titles.count("Fiche créée") == 2
     assert "Doublon fusionné dans cette fiche" in titles
+
+
+def test_command_line_finds_duplicates_and_applies_retention(app, people):
+    from click.testing import CliRunner
+
+    from app.contacts.cli import contacts_group
+
+    make_contact(app, people["agent"], HELENE)
+    make_contact(app, people["agent"], HELENE, allow_duplicate=True)
+    runner = CliRunner()
+    with app.app_context():
+        found = runner.invoke(contacts_group, ["find-duplicates", "--all"])
+        applied = runner.invoke(contacts_group, ["apply-retention"])
+    assert found.exit_code == 0 and '"open_pairs": 1' in found.output
+    assert applied.exit_code == 0 and '"contacts": 0' in applied.output
