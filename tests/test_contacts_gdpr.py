@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.contacts import services
-from app.contacts.models import Contact, ContactEmail, ContactStatus
+from app.contacts.models import Contact, ContactEmail, ContactSearchWord, ContactStatus
 from app.contacts.retention import (
     RetentionSource,
     register_retention_source,
@@ -107,6 +107,8 @@ def test_anonymisation_erases_identity_but_keeps_statistics(app, people):
         )
         assert services.statistics_by_commune() == before
         assert search_contacts("lefebvre").items == []
+        words = set(db.session.execute(select(ContactSearchWord.word)).scalars())
+        assert "lefebvre" not in words and "helene" not in words and "autre" in words
         with pytest.raises(Conflict):
             services.update_contact(contact, {"last_name": "Retour"}, user(people["agent"]))
         audited = [e.data for e in db.session.execute(select(AuditEvent)).scalars()]

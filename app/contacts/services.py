@@ -561,6 +561,27 @@ def remember_search_words(names) -> None:
         )
 
 
+def forget_unused_words(words: set[str]) -> None:
+    """Drop dictionary words no name uses any more (an anonymised rare surname included)."""
+    for word in words:  # folded: only a-z, 0-9, nothing to escape in LIKE
+        used = db.session.execute(
+            select(Contact.id)
+            .where(
+                or_(
+                    Contact.search_name == word,
+                    and_(Contact.search_name >= word + " ", Contact.search_name < word + " ~"),
+                    Contact.search_name.like("% " + word + " %"),
+                    Contact.search_name.like("% " + word),
+                )
+            )
+            .limit(1)
+        ).first()
+        if used is None:
+            db.session.execute(
+                ContactSearchWord.__table__.delete().where(ContactSearchWord.word == word)
+            )
+
+
 def search_name_of(contact: Contact) -> str:
     """The folded name a record is searched and sorted by (« dupont marie »)."""
     if contact.status == ContactStatus.ANONYMISED:
@@ -1422,11 +1443,14 @@ def anonymise_contact(contact: Contact, actor, *, reason: str = "request") -> Co
             or_(ContactLink.person_id == contact.id, ContactLink.organisation_id == contact.id)
         )
     )
+    former_words = search_words(contact.search_name)
     contact.status = ContactStatus.ANONYMISED
     contact.anonymised_at = contact.updated_at = utcnow()
     contact.version += 1
     db.session.flush()
     refresh_derived(contact)
+    db.session.flush()
+    forget_unused_words(former_words)
     audit.record(
         "contact.anonymise",
         actor=actor,
