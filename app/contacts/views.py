@@ -254,17 +254,17 @@ COMPARED = [
     ("preferred_channel", _l("Canal préféré")),
     ("notes", _l("Observations")),
 ]
-CHOOSABLE = (
-    "civility",
-    "first_name",
-    "last_name",
-    "birth_name",
-    "organisation_name",
-    "siret",
-    "rna",
-    "preferred_channel",
-    "notes",
-)
+CHOOSABLE = {
+    "civility": _l("Civilité"),
+    "first_name": _l("Prénom"),
+    "last_name": _l("Nom"),
+    "birth_name": _l("Nom de naissance"),
+    "organisation_name": _l("Raison sociale"),
+    "siret": _l("SIRET"),
+    "rna": _l("RNA"),
+    "preferred_channel": _l("Canal préféré"),
+    "notes": _l("Observations"),
+}
 
 
 @bp.route("/duplicates/<int:pair_id>", methods=["GET", "POST"])
