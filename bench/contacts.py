@@ -68,8 +68,7 @@ def bare_sql(kind: str, q: str, dialect: str) -> tuple[str, dict]:
             {"q": q, "p": q[0], "e": q[0] + "~"},
         )
     return (
-        f"SELECT {columns} FROM contact WHERE status = 'active' AND id "
-        "IN (SELECT contact_id FROM contact_address WHERE postal_code = :q) "
+        f"SELECT {columns} FROM contact WHERE status = 'active' AND postal_code = :q "
         "ORDER BY search_name, id LIMIT 21",
         {"q": q},
     )
@@ -96,7 +95,7 @@ def run_bare(cursor, kind: str, q: str, dialect: str) -> list:
                 "(search_name >= :a AND search_name < :b)) ORDER BY search_name, id LIMIT :n",
                 dialect,
             ),
-            {"w": word, "a": word + " ", "b": word + " ~", "n": 21 - len(found)},
+            {"w": word, "b": word + " ~", "n": 21 - len(found)},
         )
         found += cursor.fetchall()
         if len(found) > 20:

@@ -22,7 +22,7 @@ from app.contacts.models import (
     ContactStatus,
 )
 from app.contacts.normalise import fold, name_similarity
-from app.contacts.search import similar_words
+from app.contacts.search import similar_words, starts_with_word
 from app.core.extensions import db
 
 OBVIOUS = 0.85
@@ -171,17 +171,6 @@ def _name_block(name: str, kind: str, *, loose: bool):
         return and_(Contact.search_name >= first[:3], Contact.search_name < first[:3] + "~")
     if len(parts) > 1 and (len(first) <= 3 or kind == ContactKind.ORGANISATION):
         key = " ".join(parts[:2])  # « le goff », « boulangerie dupont »
-        return or_(
-            Contact.search_name == key,
-            and_(Contact.search_name >= key + " ", Contact.search_name < key + " ~"),
-        )
+        return starts_with_word(key)
     words = {first, *similar_words(first, limit=5)}
-    return or_(
-        *[
-            or_(
-                Contact.search_name == w,
-                and_(Contact.search_name >= w + " ", Contact.search_name < w + " ~"),
-            )
-            for w in words
-        ]
-    )
+    return or_(*[starts_with_word(w) for w in words])

@@ -141,6 +141,8 @@ class Contact(db.Model):
         ),
         # Prefix search and ordering of lists.
         Index("ix_contact_status_search_name", "status", "search_name", "id"),
+        # Everyone at a postal code, in name order (« 44000 »).
+        Index("ix_contact_status_postal_code_name", "status", "postal_code", "search_name", "id"),
         # Everyone in a town, in name order (« nantes »).
         Index("ix_contact_status_city_name", "status", "search_city", "search_name", "id"),
     )

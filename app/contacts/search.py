@@ -111,9 +111,12 @@ def similar_words(word: str, limit: int = 8) -> list[str]:
     return list(db.session.execute(stmt.limit(limit)).scalars())
 
 
-def _starts_with_word(word: str) -> ColumnElement:
-    """The name's first word (the surname, or an organisation's first word) is ``word``."""
-    return or_(Contact.search_name == word, _prefix(Contact.search_name, word + " "))
+def starts_with_word(word: str) -> ColumnElement:
+    """The name's first word (the surname, or an organisation's first word) is ``word``.
+
+    One range of the name index: folded names hold no character below the space, so
+    [« lefevre », « lefevre ~ ») is exactly « lefevre » and « lefevre … »."""
+    return and_(Contact.search_name >= word, Contact.search_name < word + " ~")
 
 
 def _name_tiers(folded: str) -> list[Tier | Later]:
@@ -156,7 +159,7 @@ def _typo_tiers(words: list[str]) -> list[Tier]:
         others = [_has_word_prefix(w) for i, w in enumerate(words) if i != index]
         for close in similar_words(typed, limit=5):
             if close != typed:
-                tiers.append(Tier(and_(_starts_with_word(close), *others)))
+                tiers.append(Tier(and_(starts_with_word(close), *others)))
     return tiers
 
 
@@ -196,8 +199,15 @@ def read_query(q: str) -> tuple[str, list[Tier | Later], list[ColumnElement]]:
             return "siret", [Tier(Contact.siret == compact)], []
         if len(compact) == 9 and not compact.startswith("0"):
             return "siren", [Tier(Contact.siren == compact)], []
-        if len(compact) == 5:
-            return "postal_code", [Tier(_postal_code_filter(compact))], []
+        if len(compact) == 5:  # the preferred address, then any other address
+            return (
+                "postal_code",
+                [
+                    Tier(Contact.postal_code == compact),
+                    Tier(_postal_code_filter(compact), selective=True),
+                ],
+                [],
+            )
         if len(compact) < 5:
             return "postal_code", [Tier(Contact.postal_code.like(compact + "%"))], []
     if (compact.isdigit() or compact.startswith("+")) and len(digits(compact)) >= 9:

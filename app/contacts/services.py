@@ -47,6 +47,7 @@ from app.contacts.models import (
 )
 from app.contacts.normalise import fold, name_similarity, search_words
 from app.contacts.retention import retention_sources
+from app.contacts.search import starts_with_word
 from app.core import audit
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound, ValidationFailed
@@ -568,8 +569,7 @@ def forget_unused_words(words: set[str]) -> None:
             select(Contact.id)
             .where(
                 or_(
-                    Contact.search_name == word,
-                    and_(Contact.search_name >= word + " ", Contact.search_name < word + " ~"),
+                    starts_with_word(word),
                     Contact.search_name.like("% " + word + " %"),
                     Contact.search_name.like("% " + word),
                 )
