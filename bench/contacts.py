@@ -91,8 +91,8 @@ def run_bare(cursor, kind: str, q: str, dialect: str) -> list:
             continue
         cursor.execute(
             _driver(
-                f"SELECT {columns} FROM contact WHERE status = 'active' AND (search_name = :w OR "
-                "(search_name >= :a AND search_name < :b)) ORDER BY search_name, id LIMIT :n",
+                f"SELECT {columns} FROM contact WHERE status = 'active' AND search_name >= :w "
+                "AND search_name < :b ORDER BY search_name, id LIMIT :n",
                 dialect,
             ),
             {"w": word, "b": word + " ~", "n": 21 - len(found)},

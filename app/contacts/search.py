@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, literal, or_, select, text
+from sqlalchemy import Select, and_, func, literal, or_, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.contacts.identifiers import RNA_RE, phone_search_key
@@ -60,7 +60,7 @@ def _email_tiers(term: str) -> list[Tier]:
     tiers = [Tier(Contact.id.in_(exact))]
     if not re.search(r"@[^@]+\.[a-z]{2,}$", email):  # still being typed
         partial = select(ContactEmail.contact_id).where(ContactEmail.email.like(_like(email) + "%"))
-        tiers.append(Tier(Contact.id.in_(partial)))
+        tiers.append(Tier(Contact.id.in_(partial), batch=1))
     return tiers
 
 
@@ -74,31 +74,27 @@ def _postal_code_filter(code: str) -> ColumnElement:
     return Contact.id.in_(at_address)
 
 
-def use_fuzzy_threshold() -> None:
-    """Set pg_trgm's similarity threshold for the current transaction (PostgreSQL)."""
-    if is_postgresql():
-        db.session.execute(
-            text(f"SET LOCAL pg_trgm.similarity_threshold = {PG_SIMILARITY_THRESHOLD}")
-        )
-
-
 @dataclass(frozen=True)
 class Tier:
-    """One rank of results. ``selective``: few rows, found through the trigram index."""
+    """One rank of results. ``selective``: few rows, found through the trigram index.
+    Consecutive tiers of the same ``batch`` are fetched in one statement (UNION ALL)."""
 
     predicate: ColumnElement
     selective: bool = False
+    batch: int = 0
 
 
 def similar_words(word: str, limit: int = 8) -> list[str]:
     """Dictionary words close to a (misspelt) query word, closest first."""
     if len(word) < 3:
         return []
-    if is_postgresql():
-        use_fuzzy_threshold()
+    if is_postgresql():  # « % » uses the GIN index (pg_trgm's 0.3), the filter is ours
         stmt = (
             select(ContactSearchWord.word)
-            .where(ContactSearchWord.word.op("%")(word))
+            .where(
+                ContactSearchWord.word.op("%")(word),
+                func.similarity(ContactSearchWord.word, word) >= PG_SIMILARITY_THRESHOLD,
+            )
             .order_by(ContactSearchWord.word.op("<->")(word), ContactSearchWord.word)
         )
     else:  # the words sharing the first letter, compared by rapidfuzz
@@ -124,31 +120,35 @@ def _name_tiers(folded: str) -> list[Tier | Later]:
     return [
         Tier(_prefix(Contact.search_name, folded)),  # « dupont », « dupont j »
         Tier(Contact.search_city == folded),  # everyone in « nantes »
-        Later(lambda: _word_tiers(folded, words)),  # « jean » in « dupont jean »
-        Tier(_prefix(Contact.search_city, folded)),  # « saint herb »
+        Later(lambda: _word_tiers(folded, words)),  # « jean » in « dupont jean », « saint h »
         Later(lambda: _typo_tiers(words)),  # « dupond », « lefevbre »
     ]
 
 
-def _known_prefix(word: str) -> bool:
-    """Some word of some name starts with ``word`` (one look-up in the dictionary)."""
-    return (
-        db.session.execute(
-            select(ContactSearchWord.word).where(_prefix(ContactSearchWord.word, word)).limit(1)
-        ).first()
-        is not None
-    )
-
-
 def _word_tiers(folded: str, words: list[str]) -> list[Tier]:
-    """Names with the query among their later words; skipped when the dictionary shows no
-    name has such a word (a misspelt name), which spares a scan of the name column."""
-    if not all(_known_prefix(w) for w in words):
-        return []
-    word = Contact.search_name.like("% " + _like(folded) + "%")
-    if len(words) > 1:  # « hélène lefeb »: every word starts a word of the name
-        word = or_(word, and_(*[_has_word_prefix(w) for w in words]))
-    return [Tier(word, selective=True)]
+    """Names with the query among their later words, then towns starting with it. The first
+    is skipped when no word of the dictionary starts with every query word (a misspelt
+    name): that spares a scan of the names (SQLite has no index for it)."""
+    known = db.session.execute(
+        select(
+            and_(
+                *[
+                    select(ContactSearchWord.word)
+                    .where(_prefix(ContactSearchWord.word, w))
+                    .exists()
+                    for w in words
+                ]
+            )
+        )
+    ).scalar()
+    tiers = []
+    if known:
+        word = Contact.search_name.like("% " + _like(folded) + "%")
+        if len(words) > 1:  # « hélène lefeb »: every word starts a word of the name
+            word = or_(word, and_(*[_has_word_prefix(w) for w in words]))
+        tiers.append(Tier(word, selective=True, batch=1))
+    tiers.append(Tier(_prefix(Contact.search_city, folded), batch=1))  # « saint herb »
+    return tiers
 
 
 def _typo_tiers(words: list[str]) -> list[Tier]:
@@ -159,7 +159,7 @@ def _typo_tiers(words: list[str]) -> list[Tier]:
         others = [_has_word_prefix(w) for i, w in enumerate(words) if i != index]
         for close in similar_words(typed, limit=5):
             if close != typed:
-                tiers.append(Tier(and_(starts_with_word(close), *others)))
+                tiers.append(Tier(and_(starts_with_word(close), *others), batch=2))
     return tiers
 
 
@@ -204,7 +204,7 @@ def read_query(q: str) -> tuple[str, list[Tier | Later], list[ColumnElement]]:
                 "postal_code",
                 [
                     Tier(Contact.postal_code == compact),
-                    Tier(_postal_code_filter(compact), selective=True),
+                    Tier(_postal_code_filter(compact), selective=True, batch=1),
                 ],
                 [],
             )
@@ -222,6 +222,29 @@ def read_query(q: str) -> tuple[str, list[Tier | Later], list[ColumnElement]]:
     if not folded:
         return "postal_code", [Tier(f) for f in filters[:1]], filters[1:]
     return "name", _name_tiers(folded), filters
+
+
+def _fetch(parts: list[tuple[int, Select]], wanted: int) -> list[tuple[int, Contact]]:
+    """Run the tiers of one batch in a single statement; rows in tier, then name order."""
+    if len(parts) == 1:
+        position, stmt = parts[0]
+        return [(position, row) for row in db.session.execute(stmt).scalars()]
+    members = [  # narrow members: building subqueries of whole rows costs milliseconds
+        select(
+            stmt.with_only_columns(
+                Contact.id, Contact.search_name, literal(position).label("tier_rank")
+            ).subquery()
+        )
+        for position, stmt in parts
+    ]
+    united = union_all(*members).subquery()
+    rows = db.session.execute(
+        select(Contact, united.c.tier_rank)
+        .join(united, Contact.id == united.c.id)
+        .order_by(united.c.tier_rank, united.c.search_name, united.c.id)
+        .limit(wanted)
+    ).all()
+    return [(rank, contact) for contact, rank in rows]
 
 
 def search_contacts(
@@ -265,22 +288,30 @@ def search_contacts(
             )
         start_tier, after = values[0], values[1:]
     found: list[tuple[int, Contact]] = []
-    index = start_tier - 1
-    while (tier := tier_at(index := index + 1)) is not None:
-        stmt = base.where(tier.predicate, *[~earlier.predicate for earlier in tiers[:index]])
-        if after is not None and index == start_tier:
-            name, last_id = after
-            stmt = stmt.where(
-                or_(
-                    Contact.search_name > name,
-                    and_(Contact.search_name == name, Contact.id > last_id),
+    index = start_tier
+    while len(found) <= limit and tier_at(index) is not None:
+        batch = [index]
+        while (
+            index + len(batch) < len(tiers)
+            and isinstance(tiers[index + len(batch)], Tier)
+            and tiers[index + len(batch)].batch == tiers[index].batch
+        ):
+            batch.append(index + len(batch))
+        parts = []
+        for position in batch:
+            tier = tiers[position]
+            stmt = base.where(tier.predicate, *[~t.predicate for t in tiers[:position]])
+            if after is not None and position == start_tier:
+                name, last_id = after
+                stmt = stmt.where(
+                    or_(
+                        Contact.search_name > name,
+                        and_(Contact.search_name == name, Contact.id > last_id),
+                    )
                 )
-            )
-        wanted = limit + 1 - len(found)
-        rows = db.session.execute(stmt.order_by(*_order(tier)).limit(wanted)).scalars()
-        found.extend((index, row) for row in rows)
-        if len(found) > limit:
-            break
+            parts.append((position, stmt.order_by(*_order(tier)).limit(limit + 1 - len(found))))
+        found.extend(_fetch(parts, limit + 1 - len(found)))
+        index += len(batch)
     next_cursor = None
     if len(found) > limit:
         tier, last = found[limit - 1]
