@@ -247,8 +247,10 @@ def run(label: str, url: str, size: int, repeat: int) -> None:
     seconds = load(app, size)
     if seconds:
         print(f"  loaded {size} contacts in {seconds:.0f} s", flush=True)
-    tracemalloc.start()
     rows = measure(app, repeat)
+    # Allocations are traced in a separate round: tracing slows Python down severalfold.
+    tracemalloc.start()
+    measure(app, 1)
     _current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(
