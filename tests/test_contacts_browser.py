@@ -38,17 +38,23 @@ def browser():
         launched.close()
 
 
+def signed_in(browser, live_server: str, email: str):
+    """A browser page signed in through the real login form."""
+    page = browser.new_page(locale="fr-FR")
+    page.goto(f"{live_server}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", TEST_PASSWORD)
+    page.press("input[name=password]", "Enter")
+    page.wait_for_url(f"{live_server}/")
+    return page
+
+
 def test_agent_links_a_person_to_an_organisation_with_the_keyboard(
     app, people, live_server, browser
 ):
     person = make_contact(app, people["agent"], HELENE)
     make_contact(app, people["agent"], BAKERY)
-    page = browser.new_page(locale="fr-FR")
-    page.goto(f"{live_server}/login")
-    page.fill("input[name=email]", people["agent"])
-    page.fill("input[name=password]", TEST_PASSWORD)
-    page.press("input[name=password]", "Enter")
-    page.wait_for_url(f"{live_server}/")
+    page = signed_in(browser, live_server, people["agent"])
     page.goto(f"{live_server}/contacts/{person}")
     page.fill("#organisation_id_search", "fournil")
     page.wait_for_selector("#organisation_id-options [role=option][data-id]")
@@ -64,13 +70,16 @@ def test_agent_links_a_person_to_an_organisation_with_the_keyboard(
 
 def test_search_page_updates_results_while_typing(app, people, live_server, browser):
     make_contact(app, people["agent"], HELENE)
-    page = browser.new_page(locale="fr-FR")
-    page.goto(f"{live_server}/login")
-    page.fill("input[name=email]", people["agent"])
-    page.fill("input[name=password]", TEST_PASSWORD)
-    page.press("input[name=password]", "Enter")
-    page.wait_for_url(f"{live_server}/")
+    page = signed_in(browser, live_server, people["agent"])
     page.goto(f"{live_server}/contacts/")
     page.type("#q", "lefevre", delay=20)
     page.wait_for_selector("#results >> text=Hélène LEFÈBVRE")
     page.wait_for_url("**/contacts/?q=lefevre*")
+
+
+def test_contact_form_shows_the_fields_of_the_chosen_kind(app, people, live_server, browser):
+    page = signed_in(browser, live_server, people["agent"])
+    page.goto(f"{live_server}/contacts/new")
+    assert page.is_visible("#last_name") and not page.is_visible("#organisation_name")
+    page.check("input[name=kind][value=organisation]")
+    assert page.is_visible("#organisation_name") and not page.is_visible("#last_name")

@@ -497,3 +497,21 @@ def test_several_emails_and_addresses_can_be_recorded(app, people):
         assert contact.city == "Saint-Nazaire"
         assert db.session.scalar(select(func.count()).select_from(ContactEmail)) == 2
         assert db.session.scalar(select(func.count()).select_from(ContactAddress)) == 2
+
+
+def test_paging_crosses_the_tiers_in_rank_order(app, people):
+    agent = people["agent"]
+    prefix = make_contact(app, agent, {"kind": "person", "last_name": "Lefevre", "first_name": "A"})
+    word = make_contact(
+        app, agent, {"kind": "person", "last_name": "Durand", "first_name": "Lefevre"}
+    )
+    typo = make_contact(app, agent, {"kind": "person", "last_name": "Lefebvre", "first_name": "B"})
+    with app.app_context():
+        seen, cursor = [], None
+        while True:
+            page = search.search_contacts("lefevre", limit=1, cursor=cursor)
+            seen += [c.id for c in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    assert seen == [prefix, word, typo]
