@@ -515,3 +515,24 @@ def test_paging_crosses_the_tiers_in_rank_order(app, people):
             if cursor is None:
                 break
     assert seen == [prefix, word, typo]
+
+
+def test_patching_the_preferred_email_keeps_the_others(app, people):
+    contact_id = make_contact(
+        app,
+        people["agent"],
+        {
+            "kind": "person",
+            "last_name": "Bernard",
+            "emails": [
+                {"email": "perso@example.fr", "is_primary": True},
+                {"email": "pro@example.fr"},
+            ],
+        },
+    )
+    with app.app_context():
+        contact = db.session.get(Contact, contact_id)
+        services.update_contact(contact, {"email": "perso@example.fr"}, user(people["agent"]))
+        assert [e.email for e in contact.emails] == ["perso@example.fr", "pro@example.fr"]
+        services.update_contact(contact, {"email": "neuf@example.fr"}, user(people["agent"]))
+        assert [e.email for e in contact.emails] == ["neuf@example.fr", "pro@example.fr"]

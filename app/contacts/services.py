@@ -335,13 +335,10 @@ def _clean(data: dict, contact: Contact | None) -> _Cleaned:
             else ([{"email": e.email, "label": e.label} for e in contact.emails] if contact else [])
         )
         if given("email"):
-            items = [
-                i
-                for i in items
-                if (i.get("email") or "").lower() != (data["email"] or "").strip().lower()
-            ]
-            if contact is not None and not given("emails") and items and contact.emails:
-                items = items[1:]  # the preferred address is replaced
+            replaced = {(data["email"] or "").strip().lower()}
+            if contact is not None and not given("emails") and contact.emails:
+                replaced.add(contact.email or "")  # the preferred address is replaced
+            items = [i for i in items if (i.get("email") or "").lower() not in replaced]
             if data["email"]:
                 items.insert(0, {"email": data["email"], "is_primary": True})
         out.emails = []
