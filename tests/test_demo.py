@@ -20,7 +20,7 @@ def test_demo_loads_twice_without_duplicates(app):
             select(func.count()).select_from(OrgUnit).where(OrgUnit.kind == OrgUnitKind.DELEGATION)
         )
     assert first["users"] >= 40
-    assert second == {"org_units": 0, "groups": 0, "users": 0}
+    assert second == {"org_units": 0, "groups": 0, "users": 0, "contacts": 0, "contact_groups": 0}
     assert users == first["users"]
     assert delegations == 6
 

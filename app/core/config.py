@@ -70,6 +70,8 @@ def load(instance_path: Path, overrides: dict | None = None) -> dict:
         "LOGIN_MAX_FAILURES_PER_ACCOUNT": int(env.get("MISSIVE_LOGIN_MAX_FAILURES", "5")),
         "LOGIN_MAX_FAILURES_PER_ADDRESS": int(env.get("MISSIVE_LOGIN_MAX_FAILURES_IP", "20")),
         "LOGIN_FAILURE_WINDOW_SECONDS": int(env.get("MISSIVE_LOGIN_WINDOW", "900")),
+        # Persons with no exchange left and untouched this long are anonymised (GDPR).
+        "CONTACT_RETENTION_MONTHS": int(env.get("MISSIVE_CONTACT_RETENTION_MONTHS", "36")),
     }
     config.update(overrides or {})
     if config["MISSIVE_ENV"] == "production" and config["SECRET_KEY"] == DEFAULT_SECRET_KEY:

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = '0020_inbox'
-down_revision = '0005_instance_waiting'
+down_revision = '0011_contacts_words'
 branch_labels = None
 depends_on = None
 
