@@ -31,6 +31,8 @@ from app.core.worker import huey  # noqa: E402
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 TEST_PASSWORD = "correct-horse-battery"
+# Fixtures of the signing tests (test PKI, local TSA, NSS db, SoftHSM token).
+pytest_plugins = ["tests.parapheur_support"]
 
 
 def pytest_report_header(config):

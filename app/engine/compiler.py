@@ -224,6 +224,7 @@ class _ProcessChecker:
 
     def run(self) -> None:
         self.check_elements()
+        self.check_reserved_ids()
         self.check_start_events(self.process, top=True)
         for element in self.process.iter():
             if not _is_bpmn(element):
@@ -236,6 +237,15 @@ class _ProcessChecker:
 
     def check_elements(self) -> None:
         self._walk(self.process)
+
+    def check_reserved_ids(self) -> None:
+        """SpiffWorkflow names its own start and end steps "Start" and "End": an element
+        with such an id silently replaces them and the process cannot run."""
+        reserved = {"Start", "End", f"{self.process.get('id')}.EndJoin"}
+        for element in self.process.iter():
+            if _is_bpmn(element) and element.get("id") in reserved:
+                self.fail(element, f"L'identifiant « {element.get('id')} » est réservé par le "
+                                   f"moteur : renommez {_label(element)}.")
 
     def _walk(self, parent) -> None:
         for element in parent:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import or_, select
 
 from app.core.extensions import db
@@ -9,11 +12,26 @@ from app.core.permissions import policy
 from app.engine.models import HumanTask, ProcessInstance, TaskCandidate, TaskStatus
 
 
+# Other domains make more people candidates of some tasks: ``rule(user, task) -> bool``
+# (a signature delegate is a candidate of the delegator's signature tasks).
+CandidateRule = Callable[[Any, HumanTask], bool]
+_candidate_rules: list[CandidateRule] = []
+
+
+def register_candidate_rule(rule: CandidateRule) -> CandidateRule:
+    """Register a rule that makes a user a candidate of a task beyond its own candidates."""
+    if rule not in _candidate_rules:
+        _candidate_rules.append(rule)
+    return rule
+
+
 def is_candidate(user, task: HumanTask) -> bool:
-    """True when the user is a candidate of the task (by group or by name)."""
+    """True when the user is a candidate of the task (by group, by name or by a rule)."""
     if user.id in {c.user_id for c in task.candidates if c.user_id}:
         return True
-    return bool(set(user.group_names) & set(task.candidate_groups or []))
+    if set(user.group_names) & set(task.candidate_groups or []):
+        return True
+    return any(rule(user, task) for rule in _candidate_rules)
 
 
 @policy("task")
