@@ -217,6 +217,7 @@ class LocalAuthority:
         self.pki: TestPKI | None = None
         self.timestamper = None
         self.requests = 0
+        self.paths: list[str] = []  # every path asked for, to prove what was (not) fetched
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self, pki: TestPKI, tsa: Identity) -> None:
@@ -252,6 +253,7 @@ class LocalAuthority:
                 pass
 
             def do_GET(self):
+                authority.paths.append(self.path)
                 if self.path != "/ca.crl":
                     self.send_error(404)
                     return
@@ -527,3 +529,50 @@ def pdfsig(data: bytes, nssdb: Path, workdir: Path) -> list[PdfsigSignature]:
             if line.startswith("Signature Field Name: "):
                 signatures[-1].field = line.split(": ", 1)[1]
     return signatures
+
+
+def stamp_texts(data: bytes) -> dict[str, str]:
+    """The text drawn in each signature field's visible stamp, by field name."""
+    import re
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    def unescape(raw: bytes) -> str:
+        out = bytearray()
+        i = 0
+        while i < len(raw):
+            if raw[i : i + 1] == b"\\":
+                octal = re.match(rb"\\([0-7]{1,3})", raw[i:])
+                if octal:
+                    out.append(int(octal.group(1), 8))
+                    i += len(octal.group(0))
+                    continue
+                out.extend(
+                    {b"n": b"\n", b"r": b"\r", b"t": b"\t"}.get(
+                        raw[i + 1 : i + 2], raw[i + 1 : i + 2]
+                    )
+                )
+                i += 2
+            else:
+                out.append(raw[i])
+                i += 1
+        return out.decode("cp1252")
+
+    def texts(stream) -> list[str]:
+        found = [
+            unescape(m.group(1)) for m in re.finditer(rb"\(((?:\\.|[^\\)])*)\)\s*Tj", stream.data)
+        ]
+        resources = stream.get("/Resources")
+        xobjects = resources.get_object().get("/XObject") if resources else None
+        for ref in xobjects.get_object().values() if xobjects else []:
+            found.extend(texts(ref.get_object()))
+        return found
+
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    result = {}
+    for field_ref in reader.root["/AcroForm"]["/Fields"]:
+        field_obj = field_ref.get_object()
+        appearance = field_obj.get("/AP")
+        if appearance is not None:
+            result[str(field_obj["/T"])] = "\n".join(texts(appearance["/N"].get_object()))
+    return result

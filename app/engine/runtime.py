@@ -54,19 +54,21 @@ SUMMARY_KEYS = ("chrono", "subject", "sender", "sender_name", "type", "case_type
                 "channel", "service", "delegation", "correspondence_id", "folder_id",
                 "document_type", "title")
 _SPEC_CACHE_SIZE = 64
-_spec_cache: OrderedDict[int, tuple[Any, dict]] = OrderedDict()
+_spec_cache: OrderedDict[tuple[int, str], tuple[Any, dict]] = OrderedDict()
 
 
 def version_specs(version: ProcessVersion) -> tuple[Any, dict]:
-    """Restored spec objects of a version (immutable: cached per process, keyed by id)."""
-    cached = _spec_cache.get(version.id)
+    """Restored spec objects of a version (immutable: cached per process, keyed by id and
+    content hash, since a database rebuilt from scratch reuses ids)."""
+    key = (version.id, version.content_hash)
+    cached = _spec_cache.get(key)
     if cached is None:
         cached = specs_from_json(version.spec)
-        _spec_cache[version.id] = cached
+        _spec_cache[key] = cached
         while len(_spec_cache) > _SPEC_CACHE_SIZE:
             _spec_cache.popitem(last=False)
     else:
-        _spec_cache.move_to_end(version.id)
+        _spec_cache.move_to_end(key)
     return cached
 
 

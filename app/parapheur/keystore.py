@@ -353,12 +353,18 @@ def _load(row) -> _Entry:
 
 def open_token_session(module: str, token: str, pin: str | None):
     """Open a logged-in session on a PKCS#11 token (KeystoreError when unreachable)."""
+    from pkcs11.exceptions import UserAlreadyLoggedIn
+    from pyhanko.config.pkcs11 import TokenCriteria
     from pyhanko.sign.pkcs11 import open_pkcs11_session
 
+    criteria = TokenCriteria(label=token)
     try:
-        from pyhanko.config.pkcs11 import TokenCriteria
-
-        return open_pkcs11_session(module, token_criteria=TokenCriteria(label=token), user_pin=pin)
+        try:
+            return open_pkcs11_session(module, token_criteria=criteria, user_pin=pin)
+        except UserAlreadyLoggedIn:
+            # PKCS#11 logins belong to the process: another open session (a cached signer)
+            # already logged in, and this one shares it.
+            return open_pkcs11_session(module, token_criteria=criteria, user_pin=None)
     except Exception as exc:
         raise KeystoreError(f"Le jeton PKCS#11 « {token} » est inaccessible : {exc}") from exc
 

@@ -110,7 +110,7 @@ class Folder(db.Model):
     instance: Mapped[ProcessInstance | None] = relationship()
     documents: Mapped[list[FolderDocument]] = relationship(
         back_populates="folder",
-        order_by="(FolderDocument.version, FolderDocument.position)",
+        order_by="(FolderDocument.version, FolderDocument.id)",
         cascade="all, delete-orphan",
     )
     steps: Mapped[list[FolderStep]] = relationship(

@@ -1626,6 +1626,11 @@ def signers() -> list[User]:
     )
 
 
+def active_people() -> list[User]:
+    """Active agents, for choosing a visa holder, a signer or a delegate."""
+    return list(db.session.execute(select(User).where(User.active).order_by(User.name)).scalars())
+
+
 def groups() -> list[Group]:
     """Functional groups, for circuit steps."""
     return list(db.session.execute(select(Group).order_by(Group.label)).scalars())
