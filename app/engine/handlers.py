@@ -71,6 +71,24 @@ def completion_hooks(form_key: str | None) -> list[CompletionHook]:
     return list(_completion_hooks.get(form_key or "", []))
 
 
+# Called in the transaction that completes an instance (its end event was reached), so a
+# domain can close what the instance carried: ``listener(instance)``.
+InstanceListener = Callable[[Any], None]
+_completion_listeners: list[InstanceListener] = []
+
+
+def on_instance_completed(func: InstanceListener) -> InstanceListener:
+    """Register a listener run when an instance completes."""
+    if func not in _completion_listeners:
+        _completion_listeners.append(func)
+    return func
+
+
+def instance_completed_listeners() -> list[InstanceListener]:
+    """The listeners run when an instance completes."""
+    return list(_completion_listeners)
+
+
 def handler_names() -> list[str]:
     """Every registered handler name (for the modeler's picker)."""
     return sorted(_handlers)

@@ -8,7 +8,12 @@ circuit moves on, in the same transaction.
 
 from __future__ import annotations
 
-from app.engine.handlers import HandlerContext, completion_hook, service_handler
+from app.engine.handlers import (
+    HandlerContext,
+    completion_hook,
+    on_instance_completed,
+    service_handler,
+)
 from app.engine.permissions import register_candidate_rule
 from app.parapheur import services
 
@@ -16,6 +21,7 @@ completion_hook("visa")(services.record_visa)
 completion_hook("signature")(services.sign_step)
 completion_hook("parapheur_correction")(services.record_correction)
 register_candidate_rule(services.is_signature_delegate)
+on_instance_completed(services.close_folder_of)
 
 
 def _folder_id(context: HandlerContext) -> int:
@@ -30,12 +36,6 @@ def seal(context: HandlerContext) -> dict:
     """Seal the folder's signed documents with the server seal."""
     sealed = services.seal_folder(_folder_id(context))
     return {"sealed_documents": [d.id for d in sealed]}
-
-
-@service_handler("parapheur_close")
-def close(context: HandlerContext) -> None:
-    """Mark the folder as completed at the end of its circuit."""
-    services.close_folder(_folder_id(context))
 
 
 @service_handler("parapheur_designate")

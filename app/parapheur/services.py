@@ -697,7 +697,7 @@ def _require_circulating(folder: Folder) -> None:
         )
 
 
-def _record_step(
+def _new_step(
     folder: Folder,
     task: HumanTask | None,
     actor: User | None,
@@ -713,7 +713,7 @@ def _record_step(
         kind=kind,
         task_id=task.id if task else None,
         element_id=task.element_id if task else None,
-        name=task.name if task else kind,
+        name=task.name if task else _STEP_NAMES.get(kind, kind),
         actor=actor,
         on_behalf_of=on_behalf_of,
         delegation_id=delegation.id if delegation else None,
@@ -723,19 +723,39 @@ def _record_step(
     db.session.add(step)
     folder.updated_at = utcnow()
     db.session.flush()
+    return step
+
+
+def _audit_step(step: FolderStep, **details: Any) -> None:
     audit.record(
-        f"folder.{kind}",
-        actor=actor,
+        f"folder.{step.kind}",
+        actor=step.actor,
         object_type="folder",
-        object_id=folder.id,
+        object_id=step.folder_id,
         data={
-            "decision": decision,
-            "task": task.id if task else None,
-            "version": folder.version,
-            "on_behalf_of": on_behalf_of.id if on_behalf_of else None,
+            "decision": step.decision,
+            "task": step.task_id,
+            "version": step.folder_version,
+            "on_behalf_of": step.on_behalf_of_id,
+            **details,
         },
     )
+
+
+def _record_step(
+    folder: Folder,
+    task: HumanTask | None,
+    actor: User | None,
+    kind: str,
+    decision: str,
+    comment: str | None,
+) -> FolderStep:
+    step = _new_step(folder, task, actor, kind, decision, comment)
+    _audit_step(step)
     return step
+
+
+_STEP_NAMES = {"seal": "Cachet serveur", "submit": "Dépôt du parapheur"}
 
 
 def _reject(folder: Folder, task: HumanTask, actor: User, kind: str, reason: str | None) -> None:
@@ -795,7 +815,7 @@ def sign_step(task: HumanTask, data: dict, actor: User) -> dict | None:
                 trust_roots=roots,
             )
             signed.append((entry, result))
-    step = _record_step(
+    step = _new_step(
         folder,
         task,
         actor,
@@ -820,6 +840,7 @@ def sign_step(task: HumanTask, data: dict, actor: User) -> dict | None:
         )
         for entry, result in signed
     ]
+    _audit_step(step, certificate=certificate.fingerprint, documents=outputs_audit(outputs))
     return {"signed_documents": [d.id for d in outputs], "signed_by": actor.email}
 
 
@@ -890,23 +911,22 @@ def _store_signed(
     )
     if entry is not None:
         entry.current = output
-    audit.record(
-        f"document.{kind.value}",
-        actor=actor,
-        object_type="document",
-        object_id=output.id,
-        data={
-            "input": source.id,
-            "input_sha256": source.sha256,
-            "output_sha256": output.sha256,
-            "level": result.level,
-            "certificate": certificate.fingerprint,
-            "folder": folder.id if folder else None,
-            "on_behalf_of": principal.id if principal else None,
-        },
-    )
     db.session.flush()
     return output
+
+
+def outputs_audit(outputs: list[Document]) -> list[dict]:
+    """What the audit keeps of signed documents: input and output ids and hashes."""
+    return [
+        {
+            "input": d.parent_id,
+            "input_sha256": d.parent.sha256,
+            "output": d.id,
+            "output_sha256": d.sha256,
+            "level": (d.flags or {}).get("signature_level"),
+        }
+        for d in outputs
+    ]
 
 
 def pades_level() -> tuple[str, str | None]:
@@ -1113,7 +1133,7 @@ def seal_document(
             field_prefix="Cachet",
         )
     folder = folder_document.folder if folder_document is not None else None
-    return _store_signed(
+    output = _store_signed(
         folder,
         folder_document,
         result,
@@ -1126,6 +1146,17 @@ def seal_document(
         reason,
         source=document,
     )
+    audit.record(
+        "document.seal",
+        object_type="document",
+        object_id=output.id,
+        data={
+            "reason": reason[:200],
+            "certificate": certificate.fingerprint,
+            **outputs_audit([output])[0],
+        },
+    )
+    return output
 
 
 def _common_name(certificate: SigningCertificate) -> str:
@@ -1147,19 +1178,20 @@ def seal_folder(folder_id: int) -> list[Document]:
     return sealed
 
 
-def close_folder(folder_id: int) -> Folder:
-    """The circuit reached its end (in the job's transaction)."""
-    folder = get_folder(folder_id)
-    if folder.status == FolderStatus.IN_PROGRESS:
-        folder.status = FolderStatus.COMPLETED
-        folder.completed_at = utcnow()
-        folder.updated_at = utcnow()
-        audit.record(
-            "folder.complete",
-            object_type="folder",
-            object_id=folder.id,
-            data={"version": folder.version},
-        )
+def close_folder_of(instance) -> Folder | None:
+    """The folder's circuit reached its end: the folder is completed (unless it was
+    abandoned). Run by the engine in the transaction that completes the instance."""
+    folder = folder_for_instance(instance.id)
+    if folder is None or folder.status != FolderStatus.IN_PROGRESS:
+        return folder
+    folder.status = FolderStatus.COMPLETED
+    folder.completed_at = folder.updated_at = utcnow()
+    audit.record(
+        "folder.complete",
+        object_type="folder",
+        object_id=folder.id,
+        data={"version": folder.version, "instance": instance.id},
+    )
     return folder
 
 

@@ -183,7 +183,11 @@ def sign_pdf(
         raise SignatureFailure(
             f"Le niveau {level} exige une autorité d'horodatage (MISSIVE_TSA_URL)."
         )
-    existing = set(signature_field_names(data))
+    try:  # one parse of the input: the writer's reader also lists the existing fields
+        writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+        existing = {name for name, _value, _ref in fields.enumerate_sig_fields(writer.prev)}
+    except (PdfError, OSError, ValueError) as exc:
+        raise SignatureFailure(f"PDF illisible : {exc}") from exc
     number = len(existing) + 1
     while f"{field_prefix}{number}" in existing:
         number += 1
@@ -228,7 +232,6 @@ def sign_pdf(
     )
     reserve = 2 * der_size  # hexadecimal digits in /Contents
     try:
-        writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
         output = pdf_signer.sign_pdf(writer, bytes_reserved=reserve)
     except (SigningError, PdfError, OSError, ValueError) as exc:
         raise SignatureFailure(f"La signature a échoué : {exc}") from exc
