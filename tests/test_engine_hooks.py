@@ -208,3 +208,85 @@ def test_completing_a_finished_task_stays_a_conflict(engine_app, make_user):
         engine.complete_task(task.id, {"subject": "Une fois"}, find_user_by_email(writer))
         with pytest.raises(Conflict):
             engine.complete_task(task.id, {"subject": "Deux fois"}, find_user_by_email(writer))
+
+
+DMN_EMPTY_CELLS = """<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d" name="d"
+    namespace="http://camunda.org/schema/1.0/dmn">
+  <decision id="orientation" name="Orientation">
+    <decisionTable id="t" hitPolicy="FIRST">
+      <input id="i1">
+        <inputExpression id="e1" typeRef="string"><text>kind</text></inputExpression>
+      </input>
+      <input id="i2">
+        <inputExpression id="e2" typeRef="double"><text>amount</text></inputExpression>
+      </input>
+      <output id="o1" name="service" typeRef="string"/>
+      <rule id="r1"><inputEntry id="a1"><text>"facture"</text></inputEntry>
+        <inputEntry id="a2"><text>&gt; 1000</text></inputEntry>
+        <outputEntry id="b1"><text>"finances"</text></outputEntry></rule>
+      <rule id="r2"><inputEntry id="a3"><text>-</text></inputEntry>
+        <inputEntry id="a4"><text></text></inputEntry>
+        <outputEntry id="b2"><text>"courrier"</text></outputEntry></rule>
+    </decisionTable>
+  </decision>
+</definitions>"""
+ORIENT = (
+    HEADER
+    + """
+  <bpmn:process id="orienter" isExecutable="true">
+    <bpmn:startEvent id="debut"/>
+    <bpmn:businessRuleTask id="regle" camunda:decisionRef="orientation"/>
+    <bpmn:userTask id="traiter" camunda:candidateGroups="${service}"/>
+    <bpmn:endEvent id="fin"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="debut" targetRef="regle"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="regle" targetRef="traiter"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="traiter" targetRef="fin"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "amount", "service"),
+    [("facture", 5000, "finances"), ("facture", 10, "courrier"), ("courrier", 0, "courrier")],
+)
+def test_empty_dmn_cells_match_any_value(engine_app, kind, amount, service):
+    with engine_app.app_context():
+        engine.deploy(
+            [("o.dmn", DMN_EMPTY_CELLS.encode()), ("o.bpmn", ORIENT.encode())], actor=None
+        )
+        instance = engine.start_instance("orienter", {"kind": kind, "amount": amount}, None)
+        [task] = _open(instance)
+        assert task.candidate_groups == [service]
+
+
+def test_instance_completion_listeners_run_in_the_completing_transaction(
+    engine_app, make_user, monkeypatch
+):
+    writer, reader = make_user(), make_user()
+    seen = []
+
+    def listener(instance):
+        seen.append((instance.id, instance.status.value))
+        audit_record("test.instance_done", object_type="process_instance", object_id=instance.id)
+
+    from app.core.audit import events_for
+    from app.core.audit import record as audit_record
+
+    monkeypatch.setattr(handlers, "_completion_listeners", [listener])
+    with engine_app.app_context():
+        engine.deploy([("deux.bpmn", TWO_STEPS.encode())], actor=None)
+        instance = engine.start_instance(
+            "deux_etapes", {"redacteur": writer, "relecteur": reader}, None
+        )
+        engine.complete_task(
+            _open(instance)[0].id, {"subject": "Texte"}, find_user_by_email(writer)
+        )
+        assert seen == []
+        engine.complete_task(_open(instance)[0].id, {}, find_user_by_email(reader))
+        assert seen == [(instance.id, "completed")]
+        assert [e.action for e in events_for("process_instance", instance.id)][:2] == [
+            "task.complete",
+            "test.instance_done",
+        ]

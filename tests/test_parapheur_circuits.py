@@ -332,3 +332,38 @@ def test_the_seal_step_seals_the_signed_documents_after_the_signature(
     ]
     assert all(s.valid and s.trusted for s in signatures)
     assert signatures[-1].whole_document
+
+
+@pytest.mark.parametrize(
+    ("folder_type", "visa_group", "signer"),
+    [
+        ("courrier_sortant", "dgs", "president"),
+        ("note_interne", None, "dgs"),
+        ("attestation_service_fait", None, "group:comptabilite"),
+        ("notification_marche", "commande-publique", "president"),
+    ],
+)
+def test_the_dmn_table_picks_visa_and_signer_by_document_type(
+    signing_app, office, make_user, folder_type, visa_group, signer
+):
+    heads = {
+        "departement": make_user(email="presidente@example.test"),
+        "dgs": make_user(email="dg@example.test"),
+    }
+    with signing_app.app_context():
+        for name in ("comptabilite", "dgs", "commande-publique"):
+            create_group(name=name, label=name)
+        for code, email in heads.items():
+            unit = create_org_unit(code=code, name=code, kind="direction")
+            update_org_unit(unit, name=code, parent=None, head=_user(email))
+        folder = _folder(office, type=folder_type)
+        tasks = _tasks(folder)
+        if visa_group:
+            assert [(t.form_key, t.candidate_groups) for t in tasks] == [("visa", [visa_group])]
+            return
+        [signature] = tasks
+        assert signature.form_key == "signature"
+        if signer.startswith("group:"):
+            assert signature.candidate_groups == [signer.removeprefix("group:")]
+        else:
+            assert [c.user_id for c in signature.candidates] == [_user(heads[signer]).id]

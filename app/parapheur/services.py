@@ -941,11 +941,23 @@ def pades_level() -> tuple[str, str | None]:
 
 
 def trust_roots() -> list[asn1_x509.Certificate]:
-    """The trust anchors of this installation (MISSIVE_TRUST_ROOTS, PEM files)."""
+    """The trust anchors of this installation (MISSIVE_TRUST_ROOTS, PEM files); in
+    development without any, the demo authority written by ``missive demo load``."""
+    names = [
+        n.strip()
+        for n in (current_app.config.get("MISSIVE_TRUST_ROOTS") or "").split(os.pathsep)
+        if n.strip()
+    ]
+    if not names and current_app.config.get("MISSIVE_ENV") == "development":
+        from app.parapheur.demo import demo_ca_path
+
+        names = [str(demo_ca_path())] if demo_ca_path().exists() else []
     roots = []
-    for name in (current_app.config.get("MISSIVE_TRUST_ROOTS") or "").split(os.pathsep):
-        if name.strip():
-            roots.extend(_load_roots(name.strip(), Path(name.strip()).stat().st_mtime))
+    for name in names:
+        try:
+            roots.extend(_load_roots(name, Path(name).stat().st_mtime))
+        except (OSError, ValueError):
+            log.warning("trust roots file %s unreadable", name, exc_info=True)
     return roots
 
 

@@ -295,7 +295,8 @@ def validation_report(data: bytes, trust_roots: list[asn1_x509.Certificate]) -> 
         report["signatures"].append(
             {
                 "field": embedded.field_name,
-                "signer": status.signing_cert.subject.human_friendly,
+                "signer": _common_name(status.signing_cert),
+                "signer_subject": status.signing_cert.subject.human_friendly,
                 "issuer": status.signing_cert.issuer.human_friendly,
                 "intact": bool(status.intact),
                 "valid": bool(status.valid),
@@ -316,6 +317,11 @@ def validation_report(data: bytes, trust_roots: list[asn1_x509.Certificate]) -> 
             }
         )
     return report
+
+
+def _common_name(certificate: asn1_x509.Certificate) -> str:
+    subject = certificate.subject.native
+    return subject.get("common_name") or certificate.subject.human_friendly
 
 
 def _iso(moment: datetime | None) -> str | None:

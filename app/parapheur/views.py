@@ -3,7 +3,7 @@ delegations, certificates (admins)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from urllib.parse import quote
 
 from flask import (
@@ -16,6 +16,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -45,6 +46,14 @@ STEP_ROWS = 6
 @login_required
 def signed_in_only():
     return None
+
+
+@bp.app_template_filter("iso_fr")
+def iso_fr(value: str | None) -> str:
+    """An ISO 8601 moment (as the API gives them) in the reader's time zone."""
+    if not value:
+        return ""
+    return format_datetime(datetime.fromisoformat(value), "short")
 
 
 def opened_documents() -> set[int]:
