@@ -81,7 +81,7 @@ def test_a_folder_is_deposited_by_upload_and_its_page_shows_the_circuit(client, 
     assert response.status_code == 302, response.get_data(as_text=True)
     html = client.get(response.headers["Location"]).get_data(as_text=True)
     assert ("Réponse au maire" in html and "Pierre Vise" not in html) or "page-visa" in html
-    assert re.search(r'<iframe class="pdf-preview" src="/parapheur/documents/\d+/apercu"', html)
+    assert re.search(r'<iframe class="pdf-preview" src="/parapheur/documents/\d+/apercu#', html)
     assert "plan.pdf" in html and "en attente" in html
 
 
