@@ -3,7 +3,7 @@
 # NSS tools for signature checks, SoftHSM2 for PKCS#11. Installed when missing (as root).
 set -euo pipefail
 packages=(dovecot-imapd poppler-utils chromium tesseract-ocr-fra libnss3-tools qpdf softhsm2
-          opensc fonts-dejavu-core)
+          opensc fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

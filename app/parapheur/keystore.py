@@ -30,7 +30,6 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -422,7 +421,3 @@ def certificate_from_token(session, label: str) -> x509.Certificate | None:
     ):
         return x509.load_der_x509_certificate(obj[Attribute.VALUE])
     return None
-
-
-def utc(dt):
-    return dt.astimezone(UTC)
