@@ -399,7 +399,13 @@ def softhsm_token(tmp_path_factory):
         capture_output=True,
     )
 
+    imported: set[str] = set()
+
     def put_key(identity: Identity, label: str, key_id: str) -> None:
+        """Store a key on the token once per session (tests run on each database)."""
+        if label in imported:
+            return
+        imported.add(label)
         key_file = workdir / f"{label}.pem"
         key_file.write_bytes(identity.key_pem())
         subprocess.run(
