@@ -247,3 +247,29 @@ def test_the_certificate_command_imports_a_pkcs12_and_the_seal(
 
     listed = runner.invoke(args=["certificate", "list"])
     assert [json.loads(line)["kind"] for line in listed.output.splitlines()] == ["seal", "personal"]
+
+
+def test_in_production_keys_are_refused_without_a_keystore_key(
+    signing_app, make_user, signing_infrastructure
+):
+    email = make_user()
+    signing_app.config["MISSIVE_ENV"] = "production"
+    try:
+        with signing_app.app_context(), pytest.raises(KeystoreError, match="n'est pas configurée"):
+            services.import_pkcs12(
+                signing_infrastructure.identity("Sans Clé").pkcs12(), PKCS12_PASSWORD, email=email
+            )
+        signing_app.config["MISSIVE_KEYSTORE_KEY"] = "trop-courte"
+        with signing_app.app_context(), pytest.raises(KeystoreError, match="32 octets"):
+            services.import_pkcs12(
+                signing_infrastructure.identity("Sans Clé").pkcs12(), PKCS12_PASSWORD, email=email
+            )
+        result = signing_app.test_cli_runner().invoke(args=["certificate", "keygen"])
+        signing_app.config["MISSIVE_KEYSTORE_KEY"] = result.output.strip()
+        with signing_app.app_context():
+            row = services.import_pkcs12(
+                signing_infrastructure.identity("Sans Clé").pkcs12(), PKCS12_PASSWORD, email=email
+            )
+            assert row.key_id == keystore.keystore_key_id()
+    finally:
+        signing_app.config.update(MISSIVE_ENV="testing", MISSIVE_KEYSTORE_KEY=None)

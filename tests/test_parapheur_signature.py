@@ -13,7 +13,7 @@ from app.engine import services as engine
 from app.parapheur import services
 from app.parapheur.models import FolderStatus, SignatureRecord
 from app.parapheur.services import Upload
-from tests.parapheur_support import PKCS12_PASSWORD, make_pdf, pdfsig
+from tests.parapheur_support import PKCS12_PASSWORD, make_pdf, pdfsig, stamp_texts
 
 
 @pytest.fixture
@@ -227,3 +227,34 @@ def test_the_stored_signed_document_is_readable_by_the_drafter_only_among_outsid
 
         with pytest.raises(PermissionDenied):
             get_document(original_id, _user(outsider))
+
+
+def test_without_a_placeholder_the_stamp_goes_to_the_bottom_right_of_the_last_page(
+    signing_app, people
+):
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    with signing_app.app_context():
+        folder = services.create_folder(
+            title="Rapport",
+            type="note_interne",
+            actor=_user(people["drafter"]),
+            documents=[Upload("rapport.pdf", make_pdf(pages=3))],
+            circuit=[{"step": "signature", "assignee": people["signer"]}],
+        )
+        assert folder.current_documents("main")[0].layout["placeholders"] == []
+        engine.complete_task(
+            _open_task(folder, "signature").id, {"decision": "sign"}, _user(people["signer"])
+        )
+        data = content(services.get_folder(folder.id).current_documents("main")[0].current)
+
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    [field_ref] = reader.root["/AcroForm"]["/Fields"]
+    widget = field_ref.get_object()
+    last_page = reader.root["/Pages"]["/Kids"][-1].get_object()
+    assert widget["/P"].get_object() == last_page
+    x1, y1, x2, _y2 = (float(v) for v in widget["/Rect"])
+    assert x2 > 500 and y1 < 100 and x2 - x1 > 150
+    assert "Sophie Signataire" in stamp_texts(data)["Signature1"]
