@@ -209,14 +209,17 @@ def _order_chain(leaf: x509.Certificate, others: list[x509.Certificate]) -> list
 
 
 def to_asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
+    """The same certificate for pyHanko (asn1crypto)."""
     return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
 
 
 def chain_from_rows(chain_der: list[str]) -> list[x509.Certificate]:
+    """Certificates stored as base64 DER in a JSON column."""
     return [x509.load_der_x509_certificate(base64.b64decode(c)) for c in chain_der or []]
 
 
 def chain_to_rows(chain: list[x509.Certificate]) -> list[str]:
+    """Certificates as base64 DER for a JSON column."""
     return [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain]
 
 

@@ -21,7 +21,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from flask import current_app, render_template
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 
 from app.auth.models import Group, OrgUnit, User
 from app.auth.services import find_user_by_email, get_group_by_name
@@ -1212,6 +1212,8 @@ def close_folder_of(instance) -> Folder | None:
 
 @dataclass
 class BatchResult:
+    """What happened to one folder of a batch signature."""
+
     folder_id: int
     title: str
     documents: list[str]
@@ -1652,22 +1654,6 @@ def unit_head_email(unit_code: str | None) -> str | None:
     if unit is None or unit.head is None or not unit.head.active:
         raise ValueError(f"l'unité « {unit_code} » n'existe pas ou n'a pas de responsable actif")
     return unit.head.email
-
-
-def signers() -> list[User]:
-    """Active agents who have a signing certificate (candidates for signature steps)."""
-    return list(
-        db.session.execute(
-            select(User)
-            .join(
-                SigningCertificate,
-                and_(SigningCertificate.user_id == User.id, SigningCertificate.active),
-            )
-            .where(User.active)
-            .order_by(User.name)
-            .distinct()
-        ).scalars()
-    )
 
 
 def active_people() -> list[User]:

@@ -44,12 +44,16 @@ class SignatureFailure(ValidationFailed):
 
 @dataclass
 class Placement:
+    """Where a stamp is drawn."""
+
     page: int  # 0-based; -1 is the last page
     box: tuple[float, float, float, float] | None  # None: an invisible signature
 
 
 @dataclass
 class Signed:
+    """A signed PDF and the field and level of its new signature."""
+
     data: bytes
     field_name: str
     level: str
@@ -151,12 +155,6 @@ def placement(layout: dict, index: int, seal: bool = False) -> Placement:
     x1 = MARGIN if seal else width - MARGIN - STAMP_WIDTH
     # pyHanko lays stamps out with exact fractions: whole points only.
     return Placement(-1, tuple(round(v) for v in (x1, y1, x1 + STAMP_WIDTH, y1 + STAMP_HEIGHT)))
-
-
-def signature_field_names(data: bytes) -> list[str]:
-    """Names of the signature fields already in a PDF."""
-    reader = PdfFileReader(io.BytesIO(data), strict=False)
-    return [name for name, _value, _ref in fields.enumerate_sig_fields(reader)]
 
 
 # --- signing -------------------------------------------------------------------------------
