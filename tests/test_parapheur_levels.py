@@ -79,6 +79,22 @@ def test_b_lt_embeds_the_revocation_list_and_the_chain(signing_app, signer, sign
     assert checked.valid and checked.trusted
 
 
+def test_b_lta_adds_a_document_timestamp(signing_app, signer, signing_infrastructure):
+    signing_app.config.update(
+        MISSIVE_TSA_URL=signing_infrastructure.tsa_url, MISSIVE_PADES_LEVEL="B-LTA"
+    )
+    with signing_app.app_context():
+        folder, signed = _sign_one(signer)
+        report = services.validation_report(signed.id, folder.drafter)
+        data = content(signed)
+
+    assert report["document_timestamps"] == 1
+    [signature] = report["signatures"]
+    assert signature["level"] == "B-LTA" and signature["ok"]
+    [checked] = pdfsig(data, signing_infrastructure.nssdb, signing_infrastructure.workdir)[:1]
+    assert checked.valid and checked.trusted
+
+
 def test_an_unreachable_timestamp_authority_refuses_the_signature_and_keeps_the_task(
     signing_app, signer
 ):
