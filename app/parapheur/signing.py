@@ -23,7 +23,7 @@ from pyhanko.sign.signers import Signer
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 
-from app.core.errors import UnsupportedMediaType, ValidationFailed
+from app.core.errors import Conflict, UnsupportedMediaType, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,9 @@ STAMP_WIDTH, STAMP_HEIGHT, MARGIN, GAP = 215.0, 70.0, 36.0, 8.0
 _CMS_BASE, _TIMESTAMP_RESERVE = 3072, 8192
 
 
-class SignatureFailure(ValidationFailed):
-    """pyHanko could not sign (key, timestamp authority, validation material)."""
+class SignatureFailure(Conflict):
+    """pyHanko could not sign (key, timestamp authority, validation material): 409."""
 
-    status = 409
     kind = "signature-failed"
 
 
