@@ -89,7 +89,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 # models.py, permissions.py, handlers.py (service-task handlers), api.py (routes on the
 # API blueprint), views.py (a blueprint named ``bp``), cli.py (a ``commands`` list of click
 # commands), tasks.py (worker jobs) and demo.py (a ``load()`` used by ``missive demo load``).
-DOMAINS = ("auth", "api", "documents", "contacts", "engine", "inbox", "admin")
+DOMAINS = ("auth", "api", "documents", "contacts", "engine", "inbox", "parapheur", "admin")
 _PARTS = ("models", "permissions", "handlers", "api", "tasks")
 
 

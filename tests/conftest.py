@@ -31,6 +31,8 @@ from app.core.worker import huey  # noqa: E402
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 TEST_PASSWORD = "correct-horse-battery"
+# Fixtures of the signing tests (test PKI, local TSA, NSS db, SoftHSM token).
+pytest_plugins = ["tests.parapheur_support"]
 
 
 def pytest_report_header(config):
@@ -123,7 +125,10 @@ def app(_app):
     """The application on a clean database (each test runs on every configured backend)."""
     huey.immediate = True
     _app.config["WTF_CSRF_ENABLED"] = True
+    saved = dict(_app.config)
     yield _app
+    _app.config.clear()  # a test that changes the configuration changes it for itself only
+    _app.config.update(saved)
     _empty_tables(_app)
 
 

@@ -72,6 +72,13 @@ def load(instance_path: Path, overrides: dict | None = None) -> dict:
         "LOGIN_FAILURE_WINDOW_SECONDS": int(env.get("MISSIVE_LOGIN_WINDOW", "900")),
         # Persons with no exchange left and untouched this long are anonymised (GDPR).
         "CONTACT_RETENTION_MONTHS": int(env.get("MISSIVE_CONTACT_RETENTION_MONTHS", "36")),
+        # Parapheur: key that encrypts signing keys and PINs at rest, PAdES level, time
+        # stamping authority, trust anchors for validation reports, signer cache lifetime.
+        "MISSIVE_KEYSTORE_KEY": env.get("MISSIVE_KEYSTORE_KEY") or None,
+        "MISSIVE_PADES_LEVEL": env.get("MISSIVE_PADES_LEVEL", ""),
+        "MISSIVE_TSA_URL": env.get("MISSIVE_TSA_URL") or None,
+        "MISSIVE_TRUST_ROOTS": env.get("MISSIVE_TRUST_ROOTS", ""),
+        "MISSIVE_SIGNER_CACHE_SECONDS": int(env.get("MISSIVE_SIGNER_CACHE_SECONDS", "900")),
     }
     config.update(overrides or {})
     if config["MISSIVE_ENV"] == "production" and config["SECRET_KEY"] == DEFAULT_SECRET_KEY:

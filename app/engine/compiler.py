@@ -819,7 +819,9 @@ def _check_decision(document: _Document, decision, problems: list[Problem]) -> N
             if _local(entry) == "inputEntry":
                 translated = feel_unary_test(text_node.text)
                 if translated is None:
-                    text_node.text = "-"  # SpiffWorkflow's spelling of "any value"
+                    # "-" is SpiffWorkflow's "any value"; an empty text would match nothing
+                    # (Camunda Modeler writes empty cells as <text></text>).
+                    text_node.text = "-"
                     continue
                 probe = translated.replace("?", "v")
             elif _local(entry) == "outputEntry":

@@ -27,6 +27,12 @@ class HandlerContext:
 Handler = Callable[[HandlerContext], dict[str, Any] | None]
 _handlers: dict[str, Handler] = {}
 
+# Called when a person completes a task with that form, before the workflow moves on, in the
+# same transaction: ``hook(task, data, actor)`` may refuse (raise a MissiveError: the task
+# stays open, nothing is saved) or return variables to add to the task data (ids only).
+CompletionHook = Callable[[Any, dict[str, Any], Any], dict[str, Any] | None]
+_completion_hooks: dict[str, list[CompletionHook]] = {}
+
 
 def service_handler(name: str) -> Callable[[Handler], Handler]:
     """Register a handler; the dict it returns is merged into the task data."""
@@ -46,6 +52,41 @@ def handler_exists(name: str) -> bool:
 def get_handler(name: str) -> Handler:
     """Return the handler registered under that name (KeyError if unknown)."""
     return _handlers[name]
+
+
+def completion_hook(form_key: str) -> Callable[[CompletionHook], CompletionHook]:
+    """Register a hook run when a task with this form is completed (e.g. ``signature``)."""
+
+    def register(func: CompletionHook) -> CompletionHook:
+        hooks = _completion_hooks.setdefault(form_key, [])
+        if func not in hooks:
+            hooks.append(func)
+        return func
+
+    return register
+
+
+def completion_hooks(form_key: str | None) -> list[CompletionHook]:
+    """The hooks registered for a form key (none for tasks without a form)."""
+    return list(_completion_hooks.get(form_key or "", []))
+
+
+# Called in the transaction that completes an instance (its end event was reached), so a
+# domain can close what the instance carried: ``listener(instance)``.
+InstanceListener = Callable[[Any], None]
+_completion_listeners: list[InstanceListener] = []
+
+
+def on_instance_completed(func: InstanceListener) -> InstanceListener:
+    """Register a listener run when an instance completes."""
+    if func not in _completion_listeners:
+        _completion_listeners.append(func)
+    return func
+
+
+def instance_completed_listeners() -> list[InstanceListener]:
+    """The listeners run when an instance completes."""
+    return list(_completion_listeners)
 
 
 def handler_names() -> list[str]:

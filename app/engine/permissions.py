@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from sqlalchemy import or_, select
 
@@ -42,11 +43,26 @@ def acts_for(user, task: HumanTask) -> int | None:
     return min(named) if named else None
 
 
+# Other domains make more people candidates of some tasks: ``rule(user, task) -> bool``
+# (a signature delegate is a candidate of the delegator's signature tasks).
+CandidateRule = Callable[[Any, HumanTask], bool]
+_candidate_rules: list[CandidateRule] = []
+
+
+def register_candidate_rule(rule: CandidateRule) -> CandidateRule:
+    """Register a rule that makes a user a candidate of a task beyond its own candidates."""
+    if rule not in _candidate_rules:
+        _candidate_rules.append(rule)
+    return rule
+
+
 def is_candidate(user, task: HumanTask) -> bool:
-    """True when the user is a candidate of the task (by group or by name)."""
+    """True when the user is a candidate of the task (by group, by name or by a rule)."""
     if user.email in (task.candidate_users or []):
         return True
-    return bool(set(user.group_names) & set(task.candidate_groups or []))
+    if set(user.group_names) & set(task.candidate_groups or []):
+        return True
+    return any(rule(user, task) for rule in _candidate_rules)
 
 
 def _holds_or_may_take(user, task: HumanTask, ids: set[int]) -> bool:

@@ -27,7 +27,7 @@ from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound
 from app.core.extensions import db
 from app.engine import sandbox
-from app.engine.handlers import HandlerContext, get_handler
+from app.engine.handlers import HandlerContext, get_handler, instance_completed_listeners
 from app.engine.models import (
     SEARCH_TEXT_MAX,
     EngineJob,
@@ -191,13 +191,17 @@ def save(instance: ProcessInstance, workflow: BpmnWorkflow, actor: User | None) 
         instance.lock_version += 1
         instance.updated_at = utcnow()
         instance.summary = _summary(_last_data(workflow))
-        if workflow.is_completed() and instance.status == InstanceStatus.RUNNING:
+        completed = workflow.is_completed() and instance.status == InstanceStatus.RUNNING
+        if completed:
             instance.status = InstanceStatus.COMPLETED
             instance.ended_at = utcnow()
         _sync_timers(instance, workflow)
         _sync_messages(instance, workflow)
         report.new_jobs = _sync_jobs(instance, workflow)
     db.session.flush()
+    if completed:
+        for listener in instance_completed_listeners():
+            listener(instance)
     return report
 
 

@@ -30,6 +30,7 @@ from app.core.validation import schema_errors
 from app.engine import runtime
 from app.engine.compiler import Library, compile_files
 from app.engine.forms import FORMS_DIR, FormRegistry
+from app.engine.handlers import completion_hooks
 from app.engine.models import (
     DecisionVersion,
     EngineJob,
@@ -726,6 +727,12 @@ def complete_task(task_id: int, data: dict | None, actor: User) -> HumanTask:
     runtime.require_running(instance)
     if task.assignee_id is None:
         task.assignee_id, task.claimed_at = actor.id, utcnow()
+    try:
+        for hook in completion_hooks(task.form_key):
+            data = {**data, **(hook(task, data, actor) or {})}
+    except Exception:
+        db.session.rollback()
+        raise
 
     def act(workflow):
         spiff = runtime.find_task(workflow, task.spiff_task_id)

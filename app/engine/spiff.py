@@ -22,6 +22,7 @@ from SpiffWorkflow.bpmn.serializer.config import (
 from SpiffWorkflow.bpmn.serializer.config import (
     MessageEventDefinitionConverter as BpmnMessageEventDefinitionConverter,
 )
+from SpiffWorkflow.bpmn.serializer.default.task_spec import MultiInstanceTaskConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import (
     BpmnWorkflowConverter,
     WorkflowConverter,
@@ -33,10 +34,15 @@ from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, CamundaTaskParser
 from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG as CAMUNDA_CONFIG
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
+from SpiffWorkflow.camunda.specs.multiinstance_task import (
+    ParallelMultiInstanceTask,
+    SequentialMultiInstanceTask,
+)
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 from SpiffWorkflow.dmn.engine.DMNEngine import DMNEngine
 from SpiffWorkflow.dmn.serializer.task_spec import BaseBusinessRuleTaskConverter
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
 from app.engine import sandbox
@@ -72,8 +78,46 @@ def handler_name(node) -> str | None:
     return None
 
 
+class _ProcessVariables:
+    """Camunda 7 semantics for multi-instance activities.
+
+    In Camunda, what a person enters when completing one instance (a visa's ``decision``)
+    becomes a process variable that the gateway after the loop can test; SpiffWorkflow's
+    Camunda variant only copies the element variable back into the collection. Here the
+    other variables of each finished instance are merged into the activity's data too.
+    """
+
+    def merge_child(self, workflow, child):
+        local = {
+            ref.bpmn_id
+            for ref in (self.input_item, self.output_item, self.data_input, self.data_output)
+            if ref is not None
+        }
+        DeepMerge.merge(child.parent.data, {k: v for k, v in child.data.items() if k not in local})
+        super().merge_child(workflow, child)
+
+
+class MissiveSequentialMultiInstanceTask(_ProcessVariables, SequentialMultiInstanceTask):
+    pass
+
+
+class MissiveParallelMultiInstanceTask(_ProcessVariables, ParallelMultiInstanceTask):
+    pass
+
+
+_MULTI_INSTANCE = {
+    SequentialMultiInstanceTask: MissiveSequentialMultiInstanceTask,
+    ParallelMultiInstanceTask: MissiveParallelMultiInstanceTask,
+}
+
+
 class _StructuredExtensions:
     """Task extensions as ``{"properties": {...}, <camunda attributes>...}``."""
+
+    def _add_multiinstance_task(self, loop_characteristics):
+        super()._add_multiinstance_task(loop_characteristics)
+        # Same attributes, one more behaviour (see _ProcessVariables).
+        self.task.__class__ = _MULTI_INSTANCE.get(type(self.task), type(self.task))
 
     def parse_extensions(self, node=None):
         properties = {}
@@ -227,6 +271,8 @@ def _serializer() -> BpmnWorkflowSerializer:
     config[HandlerServiceTask] = HandlerServiceTaskConverter
     config[BusinessRuleTask] = StrictBusinessRuleTaskConverter
     config[BpmnWorkflow] = SpeclessWorkflowConverter
+    for task_class in _MULTI_INSTANCE.values():
+        config[task_class] = MultiInstanceTaskConverter
     # CAMUNDA_CONFIG drops the default message definition, yet receiveTask/sendTask still
     # create it under CamundaParser: without this they cannot be serialized.
     config[BpmnMessageEventDefinition] = BpmnMessageEventDefinitionConverter

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = '0050_studio'
-down_revision = '0020_inbox'
+down_revision = '0040_parapheur'
 branch_labels = None
 depends_on = None
 

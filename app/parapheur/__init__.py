@@ -1,0 +1,1 @@
+"""Parapheur: folders of documents that go through visa and PAdES signature circuits."""
