@@ -1,0 +1,29 @@
+"""Worker jobs of the registry: distribution of new items, OCR of scans."""
+
+from __future__ import annotations
+
+from app.core.worker import job, periodic
+
+
+@job(retries=5, retry_delay=60)
+def distribute_job(case_id: int) -> None:
+    """Start the circuit of one registered item."""
+    from app.correspondence.services import distribute_case
+
+    distribute_case(case_id)
+
+
+@periodic("correspondence_distribute_pending", minute="*/5")
+def distribute_pending() -> int:
+    """Safety net: start the circuits of items registered without one."""
+    from app.correspondence.services import distribute_pending as run
+
+    return run()
+
+
+@job(retries=3, retry_delay=120)
+def ocr_job(case_id: int, document_id: int) -> None:
+    """Add a searchable text layer to a scan and index its text."""
+    from app.correspondence.paper import ocr_case_document
+
+    ocr_case_document(case_id, document_id)
