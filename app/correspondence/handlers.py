@@ -62,16 +62,24 @@ def close(context: HandlerContext) -> dict:
     return {}
 
 
-def _fold(text: str) -> str:
+def _words(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text or "")
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    return " " + re.sub(r"[\W_]+", " ", plain).strip() + " "
 
 
 def mentions(text: str, *keywords: str) -> bool:
-    """True when ``text`` contains one of the keywords (whole words, plural allowed, accents
-    and case ignored): the keyword test of routing tables, ``mentions(?, "route")``."""
-    folded = _fold(text)
-    return any(re.search(rf"\b{re.escape(_fold(k))}(?:s|x)?\b", folded) for k in keywords if k)
+    """True when ``text`` contains one of the keywords (whole words, plural allowed; case,
+    accents and punctuation ignored): the keyword test of routing tables, written
+    ``mentions(?, "route", "appel d offres")`` in a cell."""
+    folded = _words(text)
+    for keyword in keywords:
+        words = _words(keyword).split()
+        if words and re.search(
+            r" " + r" ".join(re.escape(w) for w in words) + r"(?:s|x)? ", folded
+        ):
+            return True
+    return False
 
 
 register_helper("mentions", mentions)

@@ -771,7 +771,9 @@ def _check_decision(document: _Document, decision, problems: list[Problem]) -> N
             if _local(entry) == "inputEntry":
                 translated = feel_unary_test(text_node.text)
                 if translated is None:
-                    text_node.text = ""
+                    # "-" is SpiffWorkflow's "any value"; an empty cell would be kept as ""
+                    # and never match.
+                    text_node.text = "-"
                     continue
                 probe = translated.replace("?", "v")
             elif _local(entry) == "outputEntry":
