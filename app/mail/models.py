@@ -80,7 +80,6 @@ class MailReceipt(db.Model):
         ForeignKey("mail_message.id", ondelete="CASCADE"), index=True
     )
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    moved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     mailbox: Mapped[Mailbox] = relationship()
     message: Mapped[MailMessage] = relationship()

@@ -2,7 +2,7 @@
 
 Revision ID: 0030_intake
 Revises: 0004_contacts
-Create Date: 2026-11-28 21:56:35.298025
+Create Date: 2026-11-28 22:00:47.471972
 
 """
 from alembic import op
@@ -238,7 +238,6 @@ def upgrade():
     sa.Column('uid', sa.BigInteger(), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.Column('received_at', app.core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('moved_at', app.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['mailbox_id'], ['mailbox.id'], name=op.f('fk_mail_receipt_mailbox_id_mailbox'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['message_id'], ['mail_message.id'], name=op.f('fk_mail_receipt_message_id_mail_message'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mail_receipt')),
