@@ -250,6 +250,96 @@ def register_case(intake: Intake, actor: User | None, *, distribute: bool = True
     return case
 
 
+def register_paper(
+    scans: list[tuple[str, bytes]],
+    actor: User | None,
+    *,
+    batch: bool = False,
+    received_at: datetime | None = None,
+    type_code: str | None = None,
+    subject: str | None = None,
+    sender: Contact | None = None,
+    confidentiality: Confidentiality = Confidentiality.NORMAL,
+    summary: str | None = None,
+    max_bytes: int = 100 * 1024 * 1024,
+) -> list[Correspondence]:
+    """Register scanned letters: the files of one letter, or a batch cut at its separator
+    sheets into one item per letter. OCR runs afterwards in the worker."""
+    from app.correspondence import files as filetypes
+    from app.correspondence import paper
+    from app.correspondence.tasks import ocr_job
+
+    if actor is not None:
+        require(actor, "register", "correspondence", Channel.PAPER)
+    if not scans:
+        raise ValidationFailed(
+            "Aucun fichier numérisé.",
+            errors=[{"field": "files", "message": "Ajoutez au moins un fichier."}],
+        )
+    pdfs = []
+    for filename, data in scans:
+        mime = filetypes.check_upload(
+            data, filename, allowed=filetypes.SCAN_TYPES, max_bytes=max_bytes, field="files"
+        )
+        pdfs.append((filename, paper.scan_to_pdf(data, mime)))
+    day = (received_at or utcnow()).astimezone(numbering.PARIS).strftime("%d/%m/%Y")
+    intakes: list[Intake] = []
+    if batch:
+        for filename, pdf in pdfs:
+            for index, item in enumerate(paper.split_batch(pdf), start=1):
+                intakes.append(
+                    Intake(
+                        channel=Channel.PAPER,
+                        subject=subject
+                        or f"Courrier papier reçu le {day} (lot {filename}, n° {index})",
+                        received_at=received_at,
+                        type_code=item.type_code or type_code,
+                        confidentiality=confidentiality,
+                        data={"scan": {"batch": filename, "position": index, "pages": item.pages}},
+                        files=[
+                            IncomingFile(
+                                f"courrier-{index}.pdf", "application/pdf", item.pdf, role="scan"
+                            )
+                        ],
+                    )
+                )
+        if not intakes:
+            raise ValidationFailed(
+                "Le lot ne contient aucun courrier (seulement des feuilles de séparation).",
+                errors=[{"field": "files", "message": "Lot vide."}],
+            )
+    else:
+        intakes.append(
+            Intake(
+                channel=Channel.PAPER,
+                subject=subject or f"Courrier papier reçu le {day}",
+                received_at=received_at,
+                type_code=type_code,
+                sender=sender,
+                confidentiality=confidentiality,
+                summary=summary,
+                files=[
+                    IncomingFile(
+                        name.rsplit(".", 1)[0] + ".pdf", "application/pdf", pdf, role="scan"
+                    )
+                    for name, pdf in pdfs
+                ],
+            )
+        )
+    try:
+        cases = [record_case(intake, actor) for intake in intakes]
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    work = [(case.id, [link.document_id for link in case.attachments]) for case in cases]
+    for case_id, document_ids in work:
+        for document_id in document_ids:
+            ocr_job(case_id, document_id)
+        distribute_case(case_id)
+    return [db.session.get(Correspondence, case_id) for case_id, _ in work]
+
+
 def process_data(case: Correspondence) -> dict:
     """The variables a case's circuit starts with (ids and short texts, never bytes)."""
     sender = case.sender
