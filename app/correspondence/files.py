@@ -136,7 +136,12 @@ def check_upload(
         raise PayloadTooLarge(
             f"Le fichier « {filename} » dépasse la taille autorisée "
             f"({max_bytes // (1024 * 1024)} Mo).",
-            errors=[{"field": field, "message": "Fichier trop volumineux."}],
+            errors=[
+                {
+                    "field": field,
+                    "message": f"Fichier trop volumineux : {max_bytes // (1024 * 1024)} Mo au plus.",
+                }
+            ],
         )
     if not data:
         raise UnsupportedMediaType(

@@ -27,3 +27,27 @@ def ocr_job(case_id: int, document_id: int) -> None:
     from app.correspondence.paper import ocr_case_document
 
     ocr_case_document(case_id, document_id)
+
+
+@job(retries=5, retry_delay=300)
+def confirmation_job(case_id: int) -> None:
+    """E-mail the requester of a web form the number of their request."""
+    from app.core.audit import record
+    from app.core.extensions import db
+    from app.correspondence.models import Correspondence
+    from app.correspondence.webforms import confirmation_text
+    from app.mail.smtp import send_text
+
+    case = db.session.get(Correspondence, case_id)
+    address = (case.data or {}).get("form", {}).get("email") if case else None
+    if not address:
+        return
+    subject, body = confirmation_text(case)
+    message_id = send_text(address, subject, body)
+    record(
+        "correspondence.confirmation_sent",
+        object_type="correspondence",
+        object_id=case.id,
+        data={"to": address, "message_id": message_id},
+    )
+    db.session.commit()
