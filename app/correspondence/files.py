@@ -133,14 +133,11 @@ def check_upload(
 ) -> str:
     """The sniffed type of an upload; 413 when too large, 415 when of a refused type."""
     if len(data) > max_bytes:
+        megabytes = max_bytes // (1024 * 1024)
         raise PayloadTooLarge(
-            f"Le fichier « {filename} » dépasse la taille autorisée "
-            f"({max_bytes // (1024 * 1024)} Mo).",
+            f"Le fichier « {filename} » dépasse la taille autorisée ({megabytes} Mo).",
             errors=[
-                {
-                    "field": field,
-                    "message": f"Fichier trop volumineux : {max_bytes // (1024 * 1024)} Mo au plus.",
-                }
+                {"field": field, "message": f"Fichier trop volumineux : {megabytes} Mo au plus."}
             ],
         )
     if not data:
