@@ -191,3 +191,22 @@ def test_item_whose_circuit_cannot_start_is_kept_and_flagged(app, office):
         db.session.refresh(case)
         assert case.process_instance_id is not None
         assert "process_error" not in case.flags
+
+
+def test_shipped_processes_deploy_with_the_cli(app):
+    import json
+
+    from app.correspondence.demo import PROCESSES_DIR
+
+    result = app.test_cli_runner().invoke(
+        args=["process", "deploy", *sorted(str(p) for p in PROCESSES_DIR.iterdir())]
+    )
+    assert result.exit_code == 0, result.output
+    deployed = [json.loads(line) for line in result.output.splitlines()]
+    assert {d["key"] for d in deployed} == {
+        "routage_candidature",
+        "routage_courrier",
+        "candidature",
+        "courrier_entrant",
+    }
+    assert all(d["created"] for d in deployed)

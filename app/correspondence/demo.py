@@ -43,8 +43,9 @@ def load_case_types() -> int:
     return added
 
 
-def deploy_processes() -> int:
-    """Deploy the BPMN and DMN files of processes/ (unchanged files keep their version)."""
+def deploy_processes() -> dict[str, int]:
+    """Deploy the BPMN and DMN files of processes/ (unchanged files keep their version);
+    return how many process and decision versions were created."""
     from app.engine.services import deploy
 
     files = [
@@ -52,11 +53,13 @@ def deploy_processes() -> int:
         for path in sorted(PROCESSES_DIR.iterdir())
         if path.suffix in (".bpmn", ".dmn")
     ]
-    if not files:
-        return 0
-    return sum(1 for item in deploy(files, None) if item.created)
+    created = {"process_versions": 0, "decision_versions": 0}
+    for item in deploy(files, None) if files else []:
+        if item.created:
+            created[f"{item.kind}_versions"] += 1
+    return created
 
 
 def load() -> dict[str, int]:
     """Idempotent: types of the registry, then the shipped circuits."""
-    return {"case_types": load_case_types(), "process_versions": deploy_processes()}
+    return {"case_types": load_case_types(), **deploy_processes()}
