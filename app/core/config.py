@@ -51,6 +51,7 @@ def load(instance_path: Path, overrides: dict | None = None) -> dict:
         "MISSIVE_FORM_RATE_WINDOW": int(env.get("MISSIVE_FORM_RATE_WINDOW", "3600")),
         "MISSIVE_MAIL_BATCH": int(env.get("MISSIVE_MAIL_BATCH", "25")),
         "MISSIVE_MAIL_MAX_PER_RUN": int(env.get("MISSIVE_MAIL_MAX_PER_RUN", "1000")),
+        "MISSIVE_DEFAULT_TARGET_DAYS": int(env.get("MISSIVE_DEFAULT_TARGET_DAYS", "30")),
         "MISSIVE_BASE_URL": env.get("MISSIVE_BASE_URL", "http://127.0.0.1:5000"),
         "REDIS_URL": env.get("REDIS_URL") or None,
         "SMTP_HOST": env.get("SMTP_HOST", "localhost"),
