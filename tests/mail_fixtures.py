@@ -43,10 +43,11 @@ def simple(
 
 
 def with_pdf(index: int, size: int = 20_000) -> bytes:
-    """A ~20 KB message with a PDF attachment (the benchmark's message)."""
+    """A message of about ``size`` bytes with a PDF attachment (the benchmark's message)."""
     pdf = pdf_bytes(f"Piece {index}")
-    body = ("Madame, Monsieur, veuillez trouver ci-joint ma demande. " * 40)[: max(size // 4, 200)]
-    padding = b"%" + b"x" * max(0, size - len(pdf) * 2 - len(body)) + b"\n"
+    body = ("Madame, Monsieur, veuillez trouver ci-joint ma demande. " * 20)[:1000]
+    encoded_room = max(0, size - 1800 - len(body))  # headers, MIME parts, base64 growth
+    padding = b"%" + b"x" * max(0, encoded_room * 3 // 4 - len(pdf)) + b"\n"
     return simple(
         subject=f"Demande numéro {index}",
         message_id=f"<bench-{index}@example.org>",

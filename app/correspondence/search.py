@@ -17,6 +17,13 @@ from app.correspondence.models import CaseSearch, Correspondence
 _WORD = re.compile(r"\w+", re.UNICODE)
 CHRONO_RE = re.compile(r"\b(\d{4})-([A-Z])-(\d{6})\b")
 MAX_CONTENT = 1_000_000
+_INSERT_PG = text(
+    "INSERT INTO case_search (correspondence_id, content, vector) "
+    "VALUES (:id, :content, to_tsvector('french', :content))"
+)
+_INSERT_SQLITE = text(
+    "INSERT INTO case_search (correspondence_id, content, vector) VALUES (:id, :content, NULL)"
+)
 
 
 def case_text(case: Correspondence, extra: list[str] | None = None) -> str:
@@ -38,9 +45,24 @@ def case_text(case: Correspondence, extra: list[str] | None = None) -> str:
     return "\n".join(p for p in parts if p)[:MAX_CONTENT]
 
 
-def index_case(case: Correspondence, extra: list[str] | None = None) -> None:
-    """(Re)index a case in the caller's transaction."""
+def index_case(case: Correspondence, extra: list[str] | None = None, new: bool = False) -> None:
+    """(Re)index a case in the caller's transaction (``new``: never indexed yet)."""
     content = case_text(case, extra)
+    if new:  # one statement per database, no ORM round trip (the ingest's hot path)
+        vector = "to_tsvector('french', :content)" if is_postgresql() else "NULL"
+        db.session.execute(
+            text(
+                "INSERT INTO case_search (correspondence_id, content, vector) "
+                f"VALUES (:id, :content, {vector})"
+            ),
+            {"id": case.id, "content": content},
+        )
+        if not is_postgresql():
+            db.session.execute(
+                text("INSERT INTO correspondence_fts (rowid, content) VALUES (:id, :content)"),
+                {"id": case.id, "content": content},
+            )
+        return
     row = db.session.get(CaseSearch, case.id)
     if row is None:
         row = CaseSearch(correspondence_id=case.id, content=content)

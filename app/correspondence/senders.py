@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from email.utils import parseaddr
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.contacts.models import Contact, ContactKind
 from app.core import audit
@@ -51,10 +51,15 @@ def _clip(field: str, value) -> str:
 
 
 def find_by_email(email: str) -> Contact | None:
-    """The live contact with that e-mail address (case-insensitive), if any."""
+    """The live contact with that e-mail address, if any.
+
+    Addresses are stored lower-cased by intake, so the lookup is an equality the
+    ``contact.email`` index serves (a ``lower()`` would scan the whole contact base).
+    """
+    address = email.strip()
     return db.session.execute(
         select(Contact)
-        .where(func.lower(Contact.email) == email.strip().lower(), Contact.merged_into_id.is_(None))
+        .where(Contact.email.in_({address, address.lower()}), Contact.merged_into_id.is_(None))
         .order_by(Contact.id)
         .limit(1)
     ).scalar_one_or_none()

@@ -195,8 +195,7 @@ def record_case(intake: Intake, actor: User | None = None) -> Correspondence:
         group = _group(name)
         if group is not None and not any(c.group_id == group.id for c in case.copies):
             case.copies.append(CaseCopy(group=group, added_by_id=getattr(actor, "id", None)))
-    db.session.flush()
-    search.index_case(case, extra=intake.search_text)
+    search.index_case(case, extra=intake.search_text, new=True)
     audit.record(
         "correspondence.register",
         actor=actor,
@@ -228,7 +227,6 @@ def attach_file(
         text=incoming.text,
     )
     case.attachments.append(CaseDocument(document=document, role=incoming.role))
-    db.session.flush()
     if index and incoming.text:
         search.append_text(case, incoming.text)
     return document

@@ -6,11 +6,12 @@ from app.core.worker import job, periodic
 
 
 @job(retries=5, retry_delay=60)
-def distribute_job(case_id: int) -> None:
-    """Start the circuit of one registered item."""
+def distribute_job(case_ids: list[int]) -> None:
+    """Start the circuits of registered items (each at most once)."""
     from app.correspondence.services import distribute_case
 
-    distribute_case(case_id)
+    for case_id in case_ids:
+        distribute_case(case_id)
 
 
 @periodic("correspondence_distribute_pending", minute="*/5")

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -39,12 +41,14 @@ from app.correspondence.models import (
 )
 from app.correspondence.search import CHRONO_RE
 from app.correspondence.senders import match_sender
+from app.documents import storage
 from app.documents.storage import StorageError
 from app.mail import crypto, imap
 from app.mail.models import Mailbox, MailMessage, MailReceipt
 from app.mail.parsing import ParsedMessage, parse_message
 
 log = logging.getLogger(__name__)
+STORE_THREADS = 8
 
 
 # --- configuration ---------------------------------------------------------------------
@@ -253,7 +257,11 @@ def _files(parsed: ParsedMessage, raw: bytes) -> tuple[list[registry.IncomingFil
 
 
 def ingest_message(
-    mailbox: Mailbox, folder: str, uidvalidity: int, fetched: imap.Fetched
+    mailbox: Mailbox,
+    folder: str,
+    uidvalidity: int,
+    fetched: imap.Fetched,
+    parsed: ParsedMessage | None = None,
 ) -> tuple[str, int | None]:
     """Register one fetched message in the caller's transaction.
 
@@ -271,7 +279,7 @@ def ingest_message(
     ).scalar()
     if receipt is not None:
         return "known", receipt.message.correspondence_id
-    parsed = parse_message(fetched.raw)
+    parsed = parsed or parse_message(fetched.raw)
     existing = db.session.execute(
         select(MailMessage).where(MailMessage.message_key == parsed.key)
     ).scalar()
@@ -361,14 +369,13 @@ def ingest_message(
         )
         outcome = "registered"
     db.session.add(message)
-    db.session.flush()
     db.session.add(
         MailReceipt(
             mailbox_id=mailbox.id,
             folder=folder,
             uidvalidity=uidvalidity,
             uid=fetched.uid,
-            message_id=message.id,
+            message=message,
         )
     )
     db.session.flush()
@@ -421,6 +428,27 @@ def fetch_mailbox(mailbox: Mailbox, limit: int | None = None) -> FetchReport:
     return report
 
 
+def _prestore(batch: list[imap.Fetched]) -> dict[int, ParsedMessage]:
+    """Parse a batch and write its files to storage concurrently (fsync latency overlaps).
+
+    Storage is content-addressed, so the registration's own writes then find the files in
+    place; a write failing here fails again, at the right moment, during registration.
+    """
+    parsed = {fetched.uid: parse_message(fetched.raw) for fetched in batch}
+    blobs = [fetched.raw for fetched in batch] + [
+        attachment.data for message in parsed.values() for attachment in message.attachments
+    ]
+    app = current_app._get_current_object()
+
+    def put(data: bytes) -> None:
+        with app.app_context(), suppress(StorageError):  # reported by the registration
+            storage.put(data)
+
+    with ThreadPoolExecutor(max_workers=STORE_THREADS) as pool:
+        list(pool.map(put, blobs))
+    return parsed
+
+
 def _ingest_batch(
     mailbox: Mailbox, folder: str, uidvalidity: int, batch: list[imap.Fetched], report: FetchReport
 ) -> tuple[list[int], bool]:
@@ -429,10 +457,13 @@ def _ingest_batch(
     done: list[int] = []
     new_cases: list[int] = []
     stop = False
+    parsed = _prestore(batch)
     for fetched in batch:
         savepoint = db.session.begin_nested()
         try:
-            outcome, case_id = ingest_message(mailbox, folder, uidvalidity, fetched)
+            outcome, case_id = ingest_message(
+                mailbox, folder, uidvalidity, fetched, parsed.get(fetched.uid)
+            )
             savepoint.commit()
         except StorageError as exc:
             savepoint.rollback()
@@ -460,11 +491,12 @@ def _ingest_batch(
 
 
 def _distribute(case_ids: list[int]) -> None:
-    """Start the circuits of the new cases in the worker (each retried until it starts)."""
+    """Start the circuits of the new cases in the worker (one queued job; the periodic
+    safety net starts any that job missed)."""
     from app.correspondence.tasks import distribute_job
 
-    for case_id in case_ids:
-        distribute_job(case_id)
+    if case_ids:
+        distribute_job(case_ids)
 
 
 def fetch_all(limit: int | None = None) -> list[FetchReport]:
