@@ -24,6 +24,13 @@ _INSERT_PG = text(
 _INSERT_SQLITE = text(
     "INSERT INTO case_search (correspondence_id, content, vector) VALUES (:id, :content, NULL)"
 )
+_INSERT_PG = text(
+    "INSERT INTO case_search (correspondence_id, content, vector) "
+    "VALUES (:id, :content, to_tsvector('french', :content))"
+)
+_INSERT_SQLITE = text(
+    "INSERT INTO case_search (correspondence_id, content, vector) VALUES (:id, :content, NULL)"
+)
 
 
 def case_text(case: Correspondence, extra: list[str] | None = None) -> str:
@@ -48,20 +55,13 @@ def case_text(case: Correspondence, extra: list[str] | None = None) -> str:
 def index_case(case: Correspondence, extra: list[str] | None = None, new: bool = False) -> None:
     """(Re)index a case in the caller's transaction (``new``: never indexed yet)."""
     content = case_text(case, extra)
-    if new:  # one statement per database, no ORM round trip (the ingest's hot path)
-        vector = "to_tsvector('french', :content)" if is_postgresql() else "NULL"
+    if new:  # plain statements, no ORM round trip (the ingest's hot path)
+        postgresql = is_postgresql()
         db.session.execute(
-            text(
-                "INSERT INTO case_search (correspondence_id, content, vector) "
-                f"VALUES (:id, :content, {vector})"
-            ),
-            {"id": case.id, "content": content},
+            _INSERT_PG if postgresql else _INSERT_SQLITE, {"id": case.id, "content": content}
         )
-        if not is_postgresql():
-            db.session.execute(
-                text("INSERT INTO correspondence_fts (rowid, content) VALUES (:id, :content)"),
-                {"id": case.id, "content": content},
-            )
+        if not postgresql:
+            _refresh(case.id, content)
         return
     row = db.session.get(CaseSearch, case.id)
     if row is None:
