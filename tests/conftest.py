@@ -42,14 +42,16 @@ def pytest_report_header(config):
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``postgresql`` need the real server; without it they are deselected
     and the run says so (CI always sets TEST_DATABASE_URL, so nothing is left out there)."""
-    if PG_URL:
-        return
     selected, deselected = [], []
     for item in items:
-        (deselected if item.get_closest_marker("postgresql") else selected).append(item)
+        on_sqlite = getattr(getattr(item, "callspec", None), "params", {}).get("_app") == "sqlite"
+        postgresql_only = item.get_closest_marker("postgresql") is not None
+        # PostgreSQL-only tests: all of them without the server, their SQLite run with it
+        (deselected if postgresql_only and (not PG_URL or on_sqlite) else selected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
+    if deselected and not PG_URL:
         config.issue_config_time_warning(
             pytest.PytestConfigWarning(
                 f"{len(deselected)} PostgreSQL-only tests deselected: TEST_DATABASE_URL unset"

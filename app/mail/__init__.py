@@ -1,0 +1,1 @@
+"""Functional mailboxes: IMAP polling, message parsing, registration of e-mails."""
