@@ -126,3 +126,62 @@ def test_a_case_is_hidden_from_agents_without_a_reason_to_see_it(
         client.get(f"/api/v1/correspondences/{created['id']}", headers=outsider).status_code == 403
     )
     assert client.get("/api/v1/correspondences", headers=outsider).get_json()["items"] == []
+
+
+def test_confidential_case_documents_are_readable_only_by_its_service_and_grantees(
+    app, client, registrar, make_user, api_token
+):
+    from app.auth.services import find_user_by_email
+    from app.correspondence import services
+
+    created = post(
+        client,
+        registrar,
+        {"subject": "Signalement", "confidentiality": "confidential", "service_group": "routes"},
+        [("signalement.pdf", pdf_bytes("Secret"))],
+    ).get_json()
+    item = client.get(f"/api/v1/correspondences/{created['id']}", headers=registrar)
+    assert item.status_code == 403  # the mail office registered it but may not read it
+    member_email = make_user(groups=["routes"])
+    member = api_token(member_email)
+    body = client.get(f"/api/v1/correspondences/{created['id']}", headers=member).get_json()
+    document_id = body["documents"][0]["id"]
+    assert client.get(f"/api/v1/documents/{document_id}/content", headers=member).status_code == 200
+    colleague_email = make_user(groups=["colleges"])
+    colleague = api_token(colleague_email)
+    path = f"/api/v1/documents/{document_id}/content"
+    assert client.get(path, headers=colleague).status_code == 403
+    with app.app_context():
+        case = services.get_case(created["id"])
+        services.grant_access(
+            case, find_user_by_email(colleague_email), find_user_by_email(member_email)
+        )
+    assert client.get(path, headers=colleague).status_code == 200
+
+
+def test_case_type_list_is_configurable_from_the_command_line(app, registrar):
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=[
+            "case-type",
+            "set",
+            "--code",
+            "subvention",
+            "--label",
+            "Demande de subvention",
+            "--process",
+            "courrier_entrant",
+            "--channel-process",
+            "web=candidature",
+            "--days",
+            "60",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    listing = runner.invoke(args=["case-type", "list"]).output
+    assert '"code": "subvention"' in listing and '"web": "candidature"' in listing
+    from app.correspondence.services import get_case_type
+
+    with app.app_context():
+        assert get_case_type("subvention").process_for("web") == "candidature"
+        assert get_case_type("subvention").process_for("paper") == "courrier_entrant"
