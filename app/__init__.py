@@ -98,9 +98,11 @@ DOMAINS = (
     "contacts",
     "engine",
     "correspondence",
+    "deadlines",
     "mail",
     "inbox",
     "admin",
+    "stats",
 )
 _PARTS = ("models", "permissions", "handlers", "api", "tasks")
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+import time_machine
 
 from app.auth.services import find_user_by_email
 from app.core.extensions import db
@@ -133,15 +136,17 @@ def test_redirect_keeps_a_trace_and_restarts_the_legal_clock(app, office):
         first_start, first_due = case.legal_start_at, case.due_at
         assert case.service_group == "colleges"
 
-        finish(
-            case_id,
-            office["colleges"],
-            {
-                "action": "redirect",
-                "redirect_to": "delegation-saint-nazaire",
-                "reason": "Hors compétence",
-            },
-        )
+        # deadlines are whole days: the transfer happens a week later
+        with time_machine.travel(first_start + timedelta(days=7), tick=False):
+            finish(
+                case_id,
+                office["colleges"],
+                {
+                    "action": "redirect",
+                    "redirect_to": "delegation-saint-nazaire",
+                    "reason": "Hors compétence",
+                },
+            )
         db.session.refresh(case)
         assert case.service_group == "delegation-saint-nazaire"
         [redirect] = case.redirects

@@ -53,7 +53,10 @@ def load(instance_path: Path, overrides: dict | None = None) -> dict:
         "MISSIVE_FORM_RATE_WINDOW": int(env.get("MISSIVE_FORM_RATE_WINDOW", "3600")),
         "MISSIVE_MAIL_BATCH": int(env.get("MISSIVE_MAIL_BATCH", "25")),
         "MISSIVE_MAIL_MAX_PER_RUN": int(env.get("MISSIVE_MAIL_MAX_PER_RUN", "1000")),
-        "MISSIVE_DEFAULT_TARGET_DAYS": int(env.get("MISSIVE_DEFAULT_TARGET_DAYS", "30")),
+        # Public holidays of a subdivision on top of the national ones ("57" for Moselle).
+        "MISSIVE_HOLIDAYS_SUBDIV": env.get("MISSIVE_HOLIDAYS_SUBDIV") or None,
+        # Seal acknowledgements with the server seal when one is configured.
+        "MISSIVE_ACK_SEAL": env.get("MISSIVE_ACK_SEAL", "1") not in ("0", "false", "no"),
         "MISSIVE_BASE_URL": env.get("MISSIVE_BASE_URL", "http://127.0.0.1:5000"),
         "REDIS_URL": env.get("REDIS_URL") or None,
         "SMTP_HOST": env.get("SMTP_HOST", "localhost"),

@@ -21,7 +21,7 @@ from app.core.errors import Conflict, MissiveError, NotFound, ValidationFailed
 from app.core.extensions import db
 from app.core.pagination import keyset_page
 from app.core.permissions import require
-from app.correspondence import deadlines, numbering, search
+from app.correspondence import numbering, search
 from app.correspondence.models import (
     CaseAccess,
     CaseCopy,
@@ -37,6 +37,7 @@ from app.correspondence.models import (
     LinkKind,
 )
 from app.correspondence.permissions import visible_condition
+from app.deadlines import services as deadlines
 from app.documents.models import Document
 from app.documents.services import add_document
 
@@ -175,9 +176,6 @@ def record_case(intake: Intake, actor: User | None = None) -> Correspondence:
         status=CaseStatus.REGISTERED,
         received_at=received_at,
         legal_start_at=received_at,
-        due_at=deadlines.due_date(received_at, case_type)
-        if intake.direction == Direction.INCOMING
-        else None,
         registered_at=now,
         registered_by_id=getattr(actor, "id", None),
         data=intake.data or {},
@@ -188,6 +186,7 @@ def record_case(intake: Intake, actor: User | None = None) -> Correspondence:
         case.service_group = intake.service_group
         case.service_id = group.org_unit_id if group is not None else None
     db.session.add(case)
+    deadlines.start_clocks(case)
     db.session.flush()
     for incoming in intake.files:
         attach_file(case, incoming, actor, index=False)
@@ -353,7 +352,7 @@ def process_data(case: Correspondence) -> dict:
         or (sender.postal_code if sender else None)
         or "",
         "service_group": case.service_group or "",
-        "due_at": case.due_at.isoformat() if case.due_at else None,
+        **deadlines.timer_data(case),
     }
 
 
@@ -529,7 +528,7 @@ def qualify_case(
     changes: dict = {}
     if type_code and (case.case_type is None or case.case_type.code != type_code):
         case.case_type = get_case_type(type_code)
-        case.due_at = deadlines.due_date(case.legal_start_at, case.case_type)
+        deadlines.retype_clocks(case)
         changes["type"] = type_code
     if subject and subject.strip() and subject.strip() != case.subject:
         case.subject = subject.strip()[:500]
@@ -631,7 +630,7 @@ def redirect_case(
     previous = case.service_group
     assign_service(case, to_group, actor)
     case.legal_start_at = received
-    case.due_at = deadlines.due_date(received, case.case_type)
+    deadlines.restart_legal_clock(case)
     audit.record(
         "correspondence.redirect",
         actor=actor,
