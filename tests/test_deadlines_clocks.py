@@ -44,9 +44,7 @@ def test_emails_and_web_forms_get_five_working_days_and_one_week_to_acknowledge(
 def test_outgoing_items_have_no_clock(app, office):
     with app.app_context():
         case = intake.register_case(
-            intake.Intake(
-                channel=Channel.PAPER, direction=Direction.OUTGOING, subject="Réponse"
-            ),
+            intake.Intake(channel=Channel.PAPER, direction=Direction.OUTGOING, subject="Réponse"),
             None,
             distribute=False,
         )
@@ -203,9 +201,7 @@ def test_working_days_helper_is_available_to_diagrams(app):
 
     with app.app_context():
         assert evaluate("working_days_after('2026-12-18', 15)", {}) == date(2027, 1, 12)
-        assert evaluate("working_days_after(d, 1)", {"d": date(2026, 5, 13)}) == date(
-            2026, 5, 15
-        )
+        assert evaluate("working_days_after(d, 1)", {"d": date(2026, 5, 13)}) == date(2026, 5, 15)
 
 
 def test_receipt_day_is_read_in_paris_time(app, office):

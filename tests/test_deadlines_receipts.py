@@ -98,9 +98,7 @@ def test_acceptance_acknowledgement_mentions_the_right_to_an_attestation(app, of
     assert "R. 112-11-1" in text
 
 
-def test_acknowledgement_lists_missing_documents_and_says_the_clock_waits_for_them(
-    app, office
-):
+def test_acknowledgement_lists_missing_documents_and_says_the_clock_waits_for_them(app, office):
     with app.app_context():
         rule("demande_information", None, implicit_decision="acceptance")
         case = register(paris(2026, 12, 18), service_group="routes", sender=citizen())
@@ -116,9 +114,7 @@ def test_acknowledgement_lists_missing_documents_and_says_the_clock_waits_for_th
     assert "2 mois à compter de la réception des pièces manquantes" in text
 
 
-def test_acknowledgement_after_a_transfer_gives_the_competent_service_and_its_date(
-    app, office
-):
+def test_acknowledgement_after_a_transfer_gives_the_competent_service_and_its_date(app, office):
     with app.app_context():
         rule("demande_information", None, implicit_decision="rejection")
         case = register(paris(2026, 12, 18), service_group="colleges", sender=citizen())
@@ -126,7 +122,10 @@ def test_acknowledgement_after_a_transfer_gives_the_competent_service_and_its_da
         db.session.commit()
         text = pdf_text(content(issue(case)))
     assert "reçue le 18 décembre 2026" in text
-    assert "transmise au service compétent par « Service colleges », qui l'a reçue le 4 janvier 2027" in text
+    assert (
+        "transmise au service compétent par « Service colleges », qui l'a reçue le 4 janvier 2027"
+        in text
+    )
     assert "L. 114-2" in text
     assert "réputée rejetée le 4 mars 2027" in text
     assert "Service routes" in text
