@@ -130,7 +130,7 @@ def documents_received(case_id: int):
     return redirect(url_for("deadlines.case", case_id=case_id))
 
 
-# --- paper acknowledgements (mail office) -------------------------------------------------------
+# --- paper acknowledgements (mail office) ----------------------------------------------------
 
 
 @bp.get("/accuses-reception")
@@ -164,7 +164,7 @@ def batch(document_id: int):
     return _pdf(document)
 
 
-# --- administration -----------------------------------------------------------------------------
+# --- administration ---------------------------------------------------------------------------
 
 
 def _admin_page(status: int = 200, errors: dict | None = None):
@@ -263,7 +263,7 @@ def save_settings():
     return redirect(url_for("deadlines.admin"))
 
 
-# --- public ----------------------------------------------------------------------------------------
+# --- public ---------------------------------------------------------------------------------
 
 
 @bp.get("/suivi")
