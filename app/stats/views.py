@@ -6,9 +6,9 @@ from flask import Blueprint, Response, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
+from app.core.navigation import register_nav
 from app.correspondence.models import CHANNEL_LABELS, Channel
 from app.correspondence.services import list_case_types
-from app.core.navigation import register_nav
 from app.stats import charts, exports, services
 
 bp = Blueprint("stats", __name__, template_folder="templates")
@@ -63,7 +63,7 @@ def _download(body, mimetype: str, filename: str) -> Response:
 @bp.get("/stats/export.csv")
 @login_required
 def export_csv():
-    report, _filters_ = _report()
+    report = _report()[0]
     name = f"indicateurs-{report.dimension}-{report.period.start}-{report.period.end}.csv"
     return _download(exports.indicators_csv(report), "text/csv; charset=utf-8", name)
 
