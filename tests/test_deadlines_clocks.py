@@ -65,6 +65,28 @@ def test_most_specific_rule_wins_type_and_channel_over_type_over_channel(app, of
         assert complaint.clock.implicit_decision == "rejection"
 
 
+def test_a_type_rule_naming_only_the_silence_keeps_each_channels_delays(app, office):
+    from app.deadlines.services import save_rule
+
+    with app.app_context():
+        save_rule(admin(), type_code="reclamation", channel=None, implicit_decision="rejection")
+        letter = register(paris(2026, 12, 18), type_code="reclamation")
+        email = register(paris(2026, 12, 18), type_code="reclamation", channel=Channel.EMAIL)
+        assert (letter.clock.target_days, letter.clock.ack_days) == (15, 14)
+        assert (email.clock.target_days, email.clock.ack_days) == (5, 7)
+        assert letter.clock.implicit_decision == email.clock.implicit_decision == "rejection"
+
+
+def test_an_empty_rule_is_refused(app, office):
+    from app.deadlines.services import save_rule
+
+    with app.app_context(), pytest.raises(ValidationFailed) as error:
+        save_rule(admin(), type_code="reclamation", channel=None)
+    assert error.value.errors == [
+        {"field": "target_days", "message": "Renseignez au moins un délai."}
+    ]
+
+
 def test_rule_changes_never_move_the_deadlines_of_cases_already_received(app, office):
     with app.app_context():
         case = register(paris(2026, 3, 2))

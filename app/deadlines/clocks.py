@@ -47,32 +47,41 @@ CHANNEL_DEFAULTS = {
 ELECTRONIC_CHANNELS = frozenset({"email", "web", "api"})
 
 
+RULE_FIELDS = (
+    "target_days",
+    "ack_days",
+    "acknowledge",
+    "reminder_days",
+    "silence_months",
+    "implicit_decision",
+)
+
+
 def resolve_rule(case_type_id: int | None, channel: str) -> Rule:
-    """The most specific configured rule: type and channel, type, channel, then defaults."""
+    """The delays of a case: the channel's defaults, overridden field by field by the
+    general rule, the channel's rule, the type's rule, then the type-and-channel rule."""
     stmt = select(DeadlineRule).where(
         or_(DeadlineRule.case_type_id.is_(None), DeadlineRule.case_type_id == case_type_id)
         if case_type_id is not None
         else DeadlineRule.case_type_id.is_(None),
         or_(DeadlineRule.channel.is_(None), DeadlineRule.channel == channel),
     )
-    candidates = list(db.session.execute(stmt).scalars())
 
     def rank(rule: DeadlineRule) -> int:
         return (2 if rule.case_type_id is not None else 0) + (1 if rule.channel else 0)
 
-    if not candidates:
-        return CHANNEL_DEFAULTS.get(channel, CHANNEL_DEFAULTS["paper"])
-    best = max(candidates, key=rank)
-    source = {3: "type et canal", 2: "type", 1: "canal", 0: "général"}[rank(best)]
-    return Rule(
-        best.target_days,
-        best.ack_days,
-        best.acknowledge,
-        best.reminder_days,
-        best.silence_months,
-        best.implicit_decision,
-        source,
-    )
+    base = CHANNEL_DEFAULTS.get(channel, CHANNEL_DEFAULTS["paper"])
+    values = {name: getattr(base, name) for name in RULE_FIELDS}
+    sources = []
+    for rule in sorted(db.session.execute(stmt).scalars(), key=rank):
+        for name in RULE_FIELDS:
+            if getattr(rule, name) is not None:
+                values[name] = getattr(rule, name)
+        sources.append(RULE_SOURCES[rank(rule)])
+    return Rule(**values, source=" + ".join(["défaut", *sources]))
+
+
+RULE_SOURCES = {3: "type et canal", 2: "type", 1: "canal", 0: "général"}
 
 
 def add_months(day: date, months: int) -> date:

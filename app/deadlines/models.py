@@ -56,9 +56,11 @@ ACK_STATUS_LABELS = {
 class DeadlineRule(db.Model):
     """The delays of one case type on one channel (either may be empty: any).
 
-    ``target_days`` working days counted from the day after receipt; ``ack_days``
-    calendar days to acknowledge; ``reminder_days`` working days before the due date;
-    ``silence_months`` and ``implicit_decision`` make the legal clock.
+    Empty fields are inherited from the less specific rules (type, channel, general) and
+    finally from the channel's defaults. ``target_days`` working days counted from the day
+    after receipt; ``ack_days`` calendar days to acknowledge; ``reminder_days`` working
+    days before the due date; ``silence_months`` and ``implicit_decision`` make the legal
+    clock.
     """
 
     __tablename__ = "deadline_rule"
@@ -69,12 +71,12 @@ class DeadlineRule(db.Model):
         ForeignKey("case_type.id", ondelete="CASCADE"), index=True
     )
     channel: Mapped[str | None] = mapped_column(String(20))
-    target_days: Mapped[int] = mapped_column(Integer)
-    ack_days: Mapped[int] = mapped_column(Integer)
-    acknowledge: Mapped[bool] = mapped_column(Boolean, default=True)
-    reminder_days: Mapped[int] = mapped_column(Integer, default=2)
-    silence_months: Mapped[int] = mapped_column(Integer, default=2)
-    implicit_decision: Mapped[str] = mapped_column(String(20), default=ImplicitDecision.NONE)
+    target_days: Mapped[int | None] = mapped_column(Integer)
+    ack_days: Mapped[int | None] = mapped_column(Integer)
+    acknowledge: Mapped[bool | None] = mapped_column(Boolean)
+    reminder_days: Mapped[int | None] = mapped_column(Integer)
+    silence_months: Mapped[int | None] = mapped_column(Integer)
+    implicit_decision: Mapped[str | None] = mapped_column(String(20))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL")

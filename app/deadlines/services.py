@@ -76,14 +76,16 @@ def list_rules() -> list[DeadlineRule]:
     )
 
 
-def _bounded(errors: list, field: str, value: int, low: int, high: int, label: str) -> int:
+def _bounded(errors: list, field: str, value, low: int, high: int, label: str) -> int | None:
+    if value is None or value == "":
+        return None
     try:
         number = int(value)
     except (TypeError, ValueError):
         number = None
     if number is None or not low <= number <= high:
         errors.append({"field": field, "message": f"{label} : entre {low} et {high}."})
-        return low
+        return None
     return number
 
 
@@ -92,14 +94,15 @@ def save_rule(
     *,
     type_code: str | None,
     channel: str | None,
-    target_days: int,
-    ack_days: int,
-    acknowledge: bool,
-    reminder_days: int,
-    silence_months: int,
-    implicit_decision: str,
+    target_days: int | str | None = None,
+    ack_days: int | str | None = None,
+    acknowledge: bool | None = None,
+    reminder_days: int | str | None = None,
+    silence_months: int | str | None = None,
+    implicit_decision: str | None = None,
 ) -> DeadlineRule:
-    """Create or replace the delays of a case type on a channel (both optional)."""
+    """Create or replace the delays of a case type on a channel (both optional); a field
+    left empty is inherited from the less specific rules."""
     require(actor, "manage", "deadline_rule")
     errors: list[dict] = []
     case_type = None
@@ -111,19 +114,28 @@ def save_rule(
             errors.append({"field": "type_code", "message": f"Type inconnu : {type_code}."})
     if channel and channel not in {c.value for c in Channel}:
         errors.append({"field": "channel", "message": f"Canal inconnu : {channel}."})
-    target = _bounded(errors, "target_days", target_days, 1, 120, "Délai de réponse")
-    ack = _bounded(errors, "ack_days", ack_days, 1, 60, "Délai d'accusé de réception")
-    reminder = _bounded(errors, "reminder_days", reminder_days, 1, 30, "Relance")
-    months = _bounded(errors, "silence_months", silence_months, 1, 12, "Délai de silence")
-    if implicit_decision not in {d.value for d in ImplicitDecision}:
+    values = {
+        "target_days": _bounded(errors, "target_days", target_days, 1, 120, "Délai de réponse"),
+        "ack_days": _bounded(errors, "ack_days", ack_days, 1, 60, "Délai d'accusé de réception"),
+        "reminder_days": _bounded(errors, "reminder_days", reminder_days, 1, 30, "Relance"),
+        "silence_months": _bounded(
+            errors, "silence_months", silence_months, 1, 12, "Délai de silence"
+        ),
+        "acknowledge": acknowledge,
+        "implicit_decision": implicit_decision or None,
+    }
+    if implicit_decision and implicit_decision not in {d.value for d in ImplicitDecision}:
         errors.append({"field": "implicit_decision", "message": "Sens du silence inconnu."})
-    if not errors and reminder >= target:
+    target, reminder = values["target_days"], values["reminder_days"]
+    if target is not None and reminder is not None and reminder >= target:
         errors.append(
             {
                 "field": "reminder_days",
                 "message": "La relance doit précéder l'échéance (moins de jours que le délai).",
             }
         )
+    if not errors and all(v is None for v in values.values()):
+        errors.append({"field": "target_days", "message": "Renseignez au moins un délai."})
     if errors:
         raise ValidationFailed("Règle de délai invalide.", errors=errors)
     type_id = case_type.id if case_type else None
@@ -139,9 +151,8 @@ def save_rule(
     if created:
         rule = DeadlineRule(case_type_id=type_id, channel=channel or None)
         db.session.add(rule)
-    rule.target_days, rule.ack_days, rule.reminder_days = target, ack, reminder
-    rule.silence_months, rule.implicit_decision = months, implicit_decision
-    rule.acknowledge = bool(acknowledge)
+    for name, value in values.items():
+        setattr(rule, name, value)
     rule.updated_at, rule.updated_by_id = utcnow(), actor.id
     db.session.flush()
     audit.record(
@@ -149,16 +160,7 @@ def save_rule(
         actor=actor,
         object_type="deadline_rule",
         object_id=rule.id,
-        data={
-            "type": type_code,
-            "channel": channel,
-            "target_days": target,
-            "ack_days": ack,
-            "acknowledge": bool(acknowledge),
-            "reminder_days": reminder,
-            "silence_months": months,
-            "implicit_decision": implicit_decision,
-        },
+        data={"type": type_code, "channel": channel, **values},
     )
     db.session.commit()
     return rule

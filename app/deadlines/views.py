@@ -210,10 +210,10 @@ def save_rule():
             channel=form.get("channel") or None,
             target_days=form.get("target_days"),
             ack_days=form.get("ack_days"),
-            acknowledge=form.get("acknowledge") == "on",
+            acknowledge={"yes": True, "no": False}.get(form.get("acknowledge") or ""),
             reminder_days=form.get("reminder_days"),
             silence_months=form.get("silence_months"),
-            implicit_decision=form.get("implicit_decision") or "",
+            implicit_decision=form.get("implicit_decision") or None,
         )
     except MissiveError as error:
         return _admin_page(422, _form_errors(error))

@@ -2,7 +2,7 @@
 
 Revision ID: 0060_deadlines
 Revises: 0060_merge_heads
-Create Date: 2026-11-28 22:31:22.535912
+Create Date: 2026-11-28 22:41:11.137447
 
 """
 from alembic import op
@@ -34,12 +34,12 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_type_id', sa.Integer(), nullable=True),
     sa.Column('channel', sa.String(length=20), nullable=True),
-    sa.Column('target_days', sa.Integer(), nullable=False),
-    sa.Column('ack_days', sa.Integer(), nullable=False),
-    sa.Column('acknowledge', sa.Boolean(), nullable=False),
-    sa.Column('reminder_days', sa.Integer(), nullable=False),
-    sa.Column('silence_months', sa.Integer(), nullable=False),
-    sa.Column('implicit_decision', sa.String(length=20), nullable=False),
+    sa.Column('target_days', sa.Integer(), nullable=True),
+    sa.Column('ack_days', sa.Integer(), nullable=True),
+    sa.Column('acknowledge', sa.Boolean(), nullable=True),
+    sa.Column('reminder_days', sa.Integer(), nullable=True),
+    sa.Column('silence_months', sa.Integer(), nullable=True),
+    sa.Column('implicit_decision', sa.String(length=20), nullable=True),
     sa.Column('updated_at', app.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_by_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['case_type_id'], ['case_type.id'], name=op.f('fk_deadline_rule_case_type_id_case_type'), ondelete='CASCADE'),
