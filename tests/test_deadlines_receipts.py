@@ -333,3 +333,23 @@ def _user(email):
     from app.auth.services import find_user_by_email
 
     return find_user_by_email(email)
+
+
+def test_qr_code_of_the_acknowledgement_leads_to_the_status_page(app, office, client):
+    import pypdfium2
+    import zxingcpp
+
+    with app.app_context():
+        case = register(paris(2026, 12, 18), service_group="routes", sender=citizen())
+        data = content(issue(case))
+        chrono, code = case.chrono, case.clock.tracking_code
+    pdf = pypdfium2.PdfDocument(data)
+    found = [
+        barcode.text
+        for index in range(len(pdf))
+        for barcode in zxingcpp.read_barcodes(pdf[index].render(scale=3).to_pil())
+    ]
+    assert found == [f"http://127.0.0.1:5000/suivi/{chrono}?code={code}"]
+    page = client.get(found[0].removeprefix("http://127.0.0.1:5000"))
+    assert page.status_code == 200
+    assert "Votre demande a été reçue et enregistrée." in page.get_data(as_text=True)

@@ -220,8 +220,14 @@ def _stylesheet() -> str:
 
 
 def qr_code(url: str) -> str:
-    """An inline SVG QR code for the tracking address."""
-    return segno.make(url, error="m").svg_inline(scale=3, omitsize=False, border=2)
+    """An inline SVG QR code for the tracking address.
+
+    The mask is fixed: choosing the best of eight costs more than the rest of the letter
+    outside weasyprint, and any mask reads as well at this size.
+    """
+    return segno.make(url, error="m", mask=4, micro=False).svg_inline(
+        scale=3, omitsize=False, border=2
+    )
 
 
 _MONTHS = [
