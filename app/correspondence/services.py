@@ -182,6 +182,11 @@ def record_case(intake: Intake, actor: User | None = None) -> Correspondence:
         registered_by_id=getattr(actor, "id", None),
         data=intake.data or {},
         flags=intake.flags or {},
+        # a new case has none: set them so appending never loads them from the database
+        attachments=[],
+        copies=[],
+        grants=[],
+        redirects=[],
     )
     if intake.service_group:
         group = _group(intake.service_group)

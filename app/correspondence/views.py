@@ -109,9 +109,16 @@ def show(case_id: int):
     from app.mail.services import message_of
 
     case = services.get_case(case_id, current_user)
+    form_key = (case.data or {}).get("form_key")
+    schema = webforms.public_forms().get(form_key) if form_key else None
+    titles = {
+        name: prop.get("title", name)
+        for name, prop in ((schema or {}).get("properties") or {}).items()
+    }
     return render_template(
         "correspondence/show.html",
         case=case,
+        form_titles=titles,
         links=services.links_of(case),
         history=services.case_history(case),
         messages=message_of(case),
