@@ -2,7 +2,7 @@
 # Debian packages the tests use: a real IMAP server, poppler's pdfsig, Chromium, OCR,
 # NSS tools for signature checks, SoftHSM2 for PKCS#11. Installed when missing (as root).
 set -euo pipefail
-packages=(dovecot-imapd poppler-utils chromium tesseract-ocr-fra ghostscript libnss3-tools qpdf softhsm2
+packages=(dovecot-imapd poppler-utils chromium tesseract-ocr-fra libnss3-tools qpdf softhsm2
           opensc fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do

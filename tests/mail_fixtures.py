@@ -231,3 +231,22 @@ def now_date() -> str:
     from datetime import UTC, datetime
 
     return format_datetime(datetime.now(UTC))
+
+
+def eight_bit_headers() -> bytes:
+    """Raw UTF-8 in headers and in a file name (RFC 6532 style, or just broken mailers)."""
+    pdf = base64.encodebytes(pdf_bytes("8bit"))
+    return (
+        "From: Jérôme Lefèvre <jerome@example.org>\r\nSubject: Dossier n°12 : réponse\r\n"
+        "Date: ".encode()
+        + FIXED_DATE.encode()
+        + b"\r\nMessage-ID: <8bit@example.org>\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="Z"\r\n\r\n'
+        b"--Z\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        + "Pièce jointe ci-dessous.\r\n".encode()
+        + b"--Z\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+        + 'Content-Disposition: attachment; filename="relevé d\'identité.pdf"\r\n\r\n'.encode()
+        + pdf
+        + b"--Z--\r\n"
+    )

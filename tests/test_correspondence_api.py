@@ -42,7 +42,7 @@ def test_registration_answers_number_dates_and_started_circuit(client, registrar
     assert set(body) == {"id", "chrono", "received_at", "due_at", "process_instance_id"}
     assert body["chrono"].endswith("-A-000001")
     assert body["received_at"].startswith("2026-03-02T11:00")
-    assert body["due_at"].startswith("2026-04-01")
+    assert body["due_at"] == "2026-03-23T22:59:59+00:00"  # 15 working days, end of day in Paris
     assert body["process_instance_id"] is not None
 
     item = client.get(f"/api/v1/correspondences/{body['id']}", headers=registrar).get_json()

@@ -52,6 +52,23 @@ def test_outgoing_items_have_no_clock(app, office):
         assert case.clock is None
 
 
+def test_internal_notes_get_a_service_target_but_no_acknowledgement(app, office):
+    with app.app_context():
+        note = intake.register_case(
+            intake.Intake(
+                channel=Channel.INTERNAL,
+                direction=Direction.INTERNAL,
+                subject="Note",
+                received_at=paris(2026, 12, 18),
+            ),
+            None,
+            distribute=False,
+        )
+        assert local_day(note.due_at) == date(2027, 1, 12)
+        assert note.clock.ack_status == AckStatus.NOT_REQUIRED
+        assert services.timer_data(note)["due_at"] == note.due_at.isoformat()
+
+
 def test_most_specific_rule_wins_type_and_channel_over_type_over_channel(app, office):
     with app.app_context():
         rule(None, "paper", target_days=20)

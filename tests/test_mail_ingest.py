@@ -145,11 +145,12 @@ def test_hard_mime_cases_are_all_registered_readably(app, imap):
             fx.tricky_filenames(),
             fx.no_message_id_no_date(),
             fx.tnef_message(),
+            fx.eight_bit_headers(),
         ],
     )
     box_id = add_box(app, imap, "accueil")
     report = fetch(app, box_id)
-    assert (report.registered, report.failed, report.error) == (7, 0, None)
+    assert (report.registered, report.failed, report.error) == (8, 0, None)
     with app.app_context():
         by_subject = {c.subject: c for c in cases(app)}
         files = {s: [a.document.filename for a in c.attachments] for s, c in by_subject.items()}
@@ -163,6 +164,9 @@ def test_hard_mime_cases_are_all_registered_readably(app, imap):
             "Attestation élève.pdf",
         ]
         assert files["Dossier via Outlook"] == ["message.eml", "releve.pdf", "note.txt"]
+        eight_bit = by_subject["Dossier n°12 : réponse"]
+        assert files["Dossier n°12 : réponse"] == ["message.eml", "relevé d'identité.pdf"]
+        assert eight_bit.sender.first_name == "Jérôme" and eight_bit.sender.last_name == "Lefèvre"
         undated = by_subject["Sans identifiant"]
         assert undated.received_at is not None  # the server's reception date
         assert undated.flags == {}

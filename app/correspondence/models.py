@@ -83,6 +83,28 @@ CONFIDENTIALITY_LABELS = {
     Confidentiality.NORMAL: "Normal",
     Confidentiality.CONFIDENTIAL: "Confidentiel",
 }
+DOCUMENT_ROLE_LABELS = {
+    "original": "document reçu",
+    "attachment": "pièce jointe",
+    "scan": "numérisation",
+    "ocr": "texte reconnu (OCR)",
+    "raw_message": "message d'origine",
+    "quarantine": "quarantaine",
+}
+EVENT_LABELS = {
+    "correspondence.register": "Enregistré",
+    "correspondence.distribute": "Circuit démarré",
+    "correspondence.distribution_failed": "Circuit non démarré",
+    "correspondence.qualify": "Qualifié",
+    "correspondence.assign": "Attribué au service",
+    "correspondence.copy": "Copie transmise",
+    "correspondence.redirect": "Réorienté",
+    "correspondence.link": "Lié à un autre courrier",
+    "correspondence.grant": "Accès donné",
+    "correspondence.close": "Clos",
+    "correspondence.follow_up": "Complément reçu",
+    "correspondence.confirmation_sent": "Confirmation envoyée au demandeur",
+}
 LINK_LABELS = {
     LinkKind.REPLY_TO: "Réponse à",
     LinkKind.SAME_THREAD: "Même échange",

@@ -180,6 +180,11 @@ def record_case(intake: Intake, actor: User | None = None) -> Correspondence:
         registered_by_id=getattr(actor, "id", None),
         data=intake.data or {},
         flags=intake.flags or {},
+        # a new case has none: set them so appending never loads them from the database
+        attachments=[],
+        copies=[],
+        grants=[],
+        redirects=[],
     )
     if intake.service_group:
         group = _group(intake.service_group)
@@ -187,27 +192,31 @@ def record_case(intake: Intake, actor: User | None = None) -> Correspondence:
         case.service_id = group.org_unit_id if group is not None else None
     db.session.add(case)
     deadlines.start_clocks(case)
-    db.session.flush()
+    # Flushes are the cost of the ingest's hot path: the case is inserted by the first
+    # document's flush, the links and copies by the audit event's.
     for incoming in intake.files:
         attach_file(case, incoming, actor, index=False)
     for name in intake.copies:
         group = _group(name)
         if group is not None and not any(c.group_id == group.id for c in case.copies):
             case.copies.append(CaseCopy(group=group, added_by_id=getattr(actor, "id", None)))
+    if case.id is None:
+        db.session.flush()
+    with db.session.no_autoflush:  # the event's own flush writes the pending links too
+        audit.record(
+            "correspondence.register",
+            actor=actor,
+            object_type="correspondence",
+            object_id=case.id,
+            data={
+                "chrono": chrono,
+                "channel": str(intake.channel),
+                "type": intake.type_code,
+                "documents": [link.document.id for link in case.attachments],
+                "flags": sorted(case.flags),
+            },
+        )
     search.index_case(case, extra=intake.search_text, new=True)
-    audit.record(
-        "correspondence.register",
-        actor=actor,
-        object_type="correspondence",
-        object_id=case.id,
-        data={
-            "chrono": chrono,
-            "channel": str(intake.channel),
-            "type": intake.type_code,
-            "documents": [link.document_id for link in case.attachments],
-            "flags": sorted(case.flags),
-        },
-    )
     return case
 
 
@@ -397,19 +406,24 @@ def distribute_case(case_id: int) -> Correspondence:
             business_key=case.chrono,
             title=f"{case.chrono} — {case.subject}"[:300],
         )
-    except MissiveError as error:
+    except Exception as error:  # any failure: the item stays registered, flagged for a person
         db.session.rollback()
+        detail = (
+            error.detail if isinstance(error, MissiveError) else f"{type(error).__name__}: {error}"
+        )
+        if not isinstance(error, MissiveError):
+            log.exception("case %s: circuit %s failed to start", case_id, process_key)
         case = db.session.get(Correspondence, case_id)
-        case.flags = {**(case.flags or {}), "process_error": error.detail[:500]}
+        case.flags = {**(case.flags or {}), "process_error": detail[:500]}
         case.distribution_claimed_at = None
         audit.record(
             "correspondence.distribution_failed",
             object_type="correspondence",
             object_id=case.id,
-            data={"process": process_key, "error": error.detail[:500]},
+            data={"process": process_key, "error": detail[:500]},
         )
         db.session.commit()
-        log.warning("case %s: circuit %s not started: %s", case.chrono, process_key, error.detail)
+        log.warning("case %s: circuit %s not started: %s", case.chrono, process_key, detail)
         return case
     case = db.session.get(Correspondence, case_id)
     case.process_instance_id = instance.id

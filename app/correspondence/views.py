@@ -34,6 +34,8 @@ from app.correspondence.models import (
     CHANNEL_LABELS,
     CONFIDENTIALITY_LABELS,
     DIRECTION_LABELS,
+    DOCUMENT_ROLE_LABELS,
+    EVENT_LABELS,
     LINK_LABELS,
     STATUS_LABELS,
     CaseStatus,
@@ -60,6 +62,8 @@ def labels():
         "DIRECTION_LABELS": DIRECTION_LABELS,
         "CONFIDENTIALITY_LABELS": CONFIDENTIALITY_LABELS,
         "LINK_LABELS": LINK_LABELS,
+        "DOCUMENT_ROLE_LABELS": DOCUMENT_ROLE_LABELS,
+        "EVENT_LABELS": EVENT_LABELS,
     }
 
 
@@ -109,9 +113,16 @@ def show(case_id: int):
     from app.mail.services import message_of
 
     case = services.get_case(case_id, current_user)
+    form_key = (case.data or {}).get("form_key")
+    schema = webforms.public_forms().get(form_key) if form_key else None
+    titles = {
+        name: prop.get("title", name)
+        for name, prop in ((schema or {}).get("properties") or {}).items()
+    }
     return render_template(
         "correspondence/show.html",
         case=case,
+        form_titles=titles,
         links=services.links_of(case),
         history=services.case_history(case),
         messages=message_of(case),

@@ -25,7 +25,9 @@ def send_acknowledgement(context: HandlerContext) -> dict:
     """Issue the accusé de réception of the case (e-mailed or put in the paper batch); a
     missing mention flags the case for a person instead of stopping the circuit."""
     case = _case(context)
-    clock = services.clock_of(case)
+    clock = case.clock
+    if clock is None:  # an outgoing letter
+        return {"ack_status": "not_required"}
     if clock.acknowledge and clock.ack_status in ("pending", "failed"):
         services.try_issue_acknowledgement(case, None)
     return {"ack_status": clock.ack_status}

@@ -282,16 +282,23 @@ def new_tracking_code() -> str:
     return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
 
 
+CLOCKED_DIRECTIONS = {Direction.INCOMING, Direction.INTERNAL}
+# What the circuit's timers read for an item without a deadline (an outgoing letter).
+NEVER = "9999-12-31T23:59:59+00:00"
+
+
 def start_clocks(case: Correspondence) -> CaseClock | None:
-    """Set the due date and start both clocks of a newly registered incoming case."""
-    if case.direction != Direction.INCOMING:
+    """Set the due date and start the clocks of a newly registered item: requests from the
+    public and internal notes (these only have a service target; outgoing letters none)."""
+    if case.direction not in CLOCKED_DIRECTIONS:
         case.due_at = None
         return None
-    rule = clocks.resolve_rule(case.type_id or getattr(case.case_type, "id", None), case.channel)
-    clock = CaseClock(tracking_code=new_tracking_code(), ack_status=AckStatus.PENDING)
-    _apply_rule(clock, rule)
-    case.clock = clock
-    recompute(case)
+    with db.session.no_autoflush:  # intake inserts the case later, with its documents
+        rule = clocks.resolve_rule(getattr(case.case_type, "id", None), case.channel)
+        clock = CaseClock(tracking_code=new_tracking_code(), ack_status=AckStatus.PENDING)
+        _apply_rule(clock, rule)
+        case.clock = clock
+        recompute(case)
     return clock
 
 
@@ -352,19 +359,20 @@ def recompute(case: Correspondence) -> None:
 
 
 def timer_data(case: Correspondence) -> dict:
-    """The dates the circuit's timers read (ISO text): due date and reminder."""
+    """The dates the circuit's timers read (ISO text): due date and reminder ("never" for
+    an item without a deadline, so a circuit never waits on a missing date)."""
     clock = case.clock
     return {
-        "due_at": case.due_at.isoformat() if case.due_at else None,
-        "reminder_at": clock.reminder_at.isoformat() if clock and clock.reminder_at else None,
+        "due_at": case.due_at.isoformat() if case.due_at else NEVER,
+        "reminder_at": clock.reminder_at.isoformat() if clock and clock.reminder_at else NEVER,
     }
 
 
 def clock_of(case: Correspondence) -> CaseClock:
-    """The clocks of an incoming case (Conflict for outgoing and internal items)."""
+    """The clocks of a case (Conflict for outgoing letters, which have none)."""
     if case.clock is None:
-        if case.direction != Direction.INCOMING:
-            raise Conflict("Ce courrier n'est pas une demande reçue : il n'a pas de délais.")
+        if case.direction not in CLOCKED_DIRECTIONS:
+            raise Conflict("Ce courrier est un envoi : il n'a pas de délais.")
         start_clocks(case)
         db.session.flush()
     return case.clock

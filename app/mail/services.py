@@ -31,6 +31,7 @@ from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.extensions import db
 from app.core.permissions import require
+from app.correspondence import search
 from app.correspondence import services as registry
 from app.correspondence.models import (
     CaseLink,
@@ -321,6 +322,8 @@ def ingest_message(
         documents = registry.record_reply(
             target, files, f"Courriel de {parsed.from_address or 'expéditeur inconnu'}"
         )
+        if parsed.text:
+            search.append_text(target, parsed.text)
         message.correspondence_id = target.id
         message.raw_document_id = documents[0].id
         if quarantined:
