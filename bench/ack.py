@@ -179,9 +179,8 @@ def main() -> None:
         f"service (case -> PDF stored): {service_rate:7.1f} PDF/s "
         f"({service_seconds:.1f} s, {service_peak / 2**20:.1f} MiB peak RSS)"
     )
-    print(
-        f"ratio service/raw (time per acknowledgement): {raw_rate / service_rate:.2f}  (target <= 1.3)"
-    )
+    ratio = raw_rate / service_rate
+    print(f"ratio service/raw (time per acknowledgement): {ratio:.2f}  (target <= 1.3)")
     print(f"process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
