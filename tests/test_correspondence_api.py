@@ -64,10 +64,24 @@ def test_invalid_metadata_gives_field_errors(client, registrar):
     assert {"subject", "confidentiality", "x"} <= fields
 
 
-def test_unknown_type_is_a_field_error(client, registrar):
+def test_unknown_type_or_service_is_a_field_error(client, registrar):
     response = post(client, registrar, {"subject": "Objet", "type": "inconnu"})
     assert response.status_code == 422
     assert response.get_json()["errors"][0]["field"] == "type"
+    response = post(
+        client, registrar, {"subject": "Objet", "service_group": "nulle-part", "copies": ["x"]}
+    )
+    assert response.status_code == 422
+    assert {e["field"] for e in response.get_json()["errors"]} == {"service_group", "copies"}
+
+
+def test_copies_and_service_given_by_the_application_are_kept(app, client, registrar):
+    created = post(
+        client, registrar, {"subject": "Objet", "service_group": "routes", "copies": ["dgs"]}
+    ).get_json()
+    item = client.get(f"/api/v1/correspondences/{created['id']}", headers=registrar).get_json()
+    assert item["service_group"] == "routes"
+    assert item["copies"] == ["dgs"]
 
 
 def test_executable_is_refused_with_415_and_nothing_registered(app, client, registrar):

@@ -215,3 +215,21 @@ def test_shipped_processes_deploy_with_the_cli(app):
         "courrier_entrant",
     }
     assert all(d["created"] for d in deployed)
+
+
+def test_worker_starts_the_circuit_of_an_item_registered_without_one(app, office):
+    from datetime import timedelta
+
+    with app.app_context():
+        case = services.register_case(
+            services.Intake(channel=Channel.API, subject="Sans circuit", type_code="autre"),
+            None,
+            distribute=False,
+        )
+        assert services.distribute_pending() == 0  # too recent: its own job may still run
+        case.registered_at -= timedelta(minutes=2)
+        db.session.commit()
+        assert services.distribute_pending() == 1
+        db.session.refresh(case)
+        assert case.process_instance_id is not None
+        assert services.distribute_pending() == 0

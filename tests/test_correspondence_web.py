@@ -289,3 +289,21 @@ def test_mailbox_admin_page_adds_a_mailbox_and_hides_its_password(app, client, m
 
 def test_mailbox_admin_page_is_for_admins_only(client, clerk):
     assert client.get("/admin/mailboxes/").status_code == 403
+
+
+def test_submission_is_kept_when_the_mail_server_is_down(app, client, registry):
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=1)  # nothing listens there
+    try:
+        response = submit(
+            client,
+            "demande_information",
+            {**IDENTITY, "subject": "Question", "message": "Une question précise ?"},
+        )
+    finally:
+        app.config.update(SMTP_HOST="localhost", SMTP_PORT=25)
+    assert response.status_code == 302
+    assert re.search(
+        r"\d{4}-A-\d{6}", client.get(response.headers["Location"]).get_data(as_text=True)
+    )
+    with app.app_context():
+        assert db.session.query(Correspondence).count() == 1

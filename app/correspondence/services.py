@@ -158,6 +158,14 @@ def record_case(intake: Intake, actor: User | None = None) -> Correspondence:
     """
     subject = (intake.subject or "").strip() or "(sans objet)"
     case_type = get_case_type(intake.type_code)
+    unknown = [
+        {"field": field, "message": f"Groupe inconnu : {name}."}
+        for field, names in (("service_group", [intake.service_group]), ("copies", intake.copies))
+        for name in names
+        if name and _group(name) is None
+    ]
+    if unknown:
+        raise ValidationFailed("Service inconnu.", errors=unknown)
     now = utcnow()
     received_at = intake.received_at or now
     year, sequence, chrono = numbering.next_number(numbering.register_for(intake.direction), now)
@@ -198,7 +206,9 @@ def record_case(intake: Intake, actor: User | None = None) -> Correspondence:
         attach_file(case, incoming, actor, index=False)
     for name in intake.copies:
         group = _group(name)
-        if group is not None and not any(c.group_id == group.id for c in case.copies):
+        if group.name != case.service_group and not any(
+            c.group_id == group.id for c in case.copies
+        ):
             case.copies.append(CaseCopy(group=group, added_by_id=getattr(actor, "id", None)))
     if case.id is None:
         db.session.flush()
