@@ -12,6 +12,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
 from app.core import config as config_module
+from app.core.db import include_object
 from app.core.extensions import babel, csrf, db, login_manager, migrate
 
 SUPPORTED_LOCALES = ("fr", "en")
@@ -61,6 +62,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         directory=str(config_module.PROJECT_ROOT / "migrations"),
         render_as_batch=True,
         compare_type=True,
+        include_object=include_object,
     )
     login_manager.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
@@ -89,7 +91,20 @@ def create_app(overrides: dict | None = None) -> Flask:
 # models.py, permissions.py, handlers.py (service-task handlers), api.py (routes on the
 # API blueprint), views.py (a blueprint named ``bp``), cli.py (a ``commands`` list of click
 # commands), tasks.py (worker jobs) and demo.py (a ``load()`` used by ``missive demo load``).
-DOMAINS = ("auth", "api", "documents", "contacts", "engine", "inbox", "parapheur", "admin")
+DOMAINS = (
+    "auth",
+    "api",
+    "documents",
+    "contacts",
+    "engine",
+    "correspondence",
+    "deadlines",
+    "mail",
+    "inbox",
+    "parapheur",
+    "admin",
+    "stats",
+)
 _PARTS = ("models", "permissions", "handlers", "api", "tasks")
 
 

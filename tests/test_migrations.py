@@ -5,13 +5,15 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from app.core.db import include_object
 from app.core.extensions import db
 
 
 def test_models_and_migrations_agree(app):
     with app.app_context(), db.engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "render_as_batch": True}
+            connection,
+            opts={"compare_type": True, "render_as_batch": True, "include_object": include_object},
         )
         differences = compare_metadata(context, db.metadata)
     assert differences == [], f"run 'missive db migrate': {differences}"

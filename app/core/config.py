@@ -47,6 +47,16 @@ def load(instance_path: Path, overrides: dict | None = None) -> dict:
         "MISSIVE_FORMS_DIRS": env.get("MISSIVE_FORMS_DIRS", ""),
         # Forms that arrive with imported circuit packages (default: MISSIVE_STORAGE/forms).
         "MISSIVE_FORMS_IMPORT_DIR": env.get("MISSIVE_FORMS_IMPORT_DIR") or None,
+        "MISSIVE_ENCRYPTION_KEY": env.get("MISSIVE_ENCRYPTION_KEY") or None,
+        "MISSIVE_INTAKE_MAX_FILE_MB": int(env.get("MISSIVE_INTAKE_MAX_FILE_MB", "25")),
+        "MISSIVE_FORM_RATE_LIMIT": int(env.get("MISSIVE_FORM_RATE_LIMIT", "5")),
+        "MISSIVE_FORM_RATE_WINDOW": int(env.get("MISSIVE_FORM_RATE_WINDOW", "3600")),
+        "MISSIVE_MAIL_BATCH": int(env.get("MISSIVE_MAIL_BATCH", "25")),
+        "MISSIVE_MAIL_MAX_PER_RUN": int(env.get("MISSIVE_MAIL_MAX_PER_RUN", "1000")),
+        # Public holidays of a subdivision on top of the national ones ("57" for Moselle).
+        "MISSIVE_HOLIDAYS_SUBDIV": env.get("MISSIVE_HOLIDAYS_SUBDIV") or None,
+        # Seal acknowledgements with the server seal when one is configured.
+        "MISSIVE_ACK_SEAL": env.get("MISSIVE_ACK_SEAL", "1") not in ("0", "false", "no"),
         "MISSIVE_BASE_URL": env.get("MISSIVE_BASE_URL", "http://127.0.0.1:5000"),
         "REDIS_URL": env.get("REDIS_URL") or None,
         "SMTP_HOST": env.get("SMTP_HOST", "localhost"),

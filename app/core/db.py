@@ -78,3 +78,18 @@ def _sqlite_begin_immediate(connection):
     # instead of waiting; taking the write lock up front makes SQLite writers queue.
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# Tables the migrations create that SQLAlchemy's metadata cannot describe: SQLite FTS5
+# virtual tables and their shadow tables. Alembic's comparison leaves them alone.
+UNMAPPED_TABLE_PREFIXES = ("correspondence_fts",)
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Alembic filter: skip the unmapped tables above when comparing models and database."""
+    return not (
+        type_ == "table"
+        and reflected
+        and compare_to is None
+        and name.startswith(UNMAPPED_TABLE_PREFIXES)
+    )

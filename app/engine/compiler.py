@@ -702,6 +702,8 @@ def _decision_document(document: _Document, decision) -> etree._Element:
     return root
 
 
+# A "?" outside string literals: the cell is an expression on the input value.
+_INPUT_MARK = re.compile(r"\?(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)")
 _FEEL_RANGE = re.compile(r"^([\[\]\(])\s*(.+?)\s*\.\.\s*(.+?)\s*([\[\]\)])$")
 
 
@@ -709,12 +711,15 @@ def feel_unary_test(text: str) -> str | None:
     """Translate the FEEL unary tests Camunda Modeler writes into the sandbox dialect.
 
     Returns None for "any value" (``-`` or empty). Supported: literals, comparisons,
-    ranges ``[a..b]``, lists ``"a","b"`` and ``not(…)``; other text is kept as is and
-    must be a valid expression.
+    ranges ``[a..b]``, lists ``"a","b"`` and ``not(…)``; a cell naming the input with
+    ``?`` outside quotes (``mentions(?, "route")``) is kept as is and must be a valid
+    expression.
     """
     text = (text or "").strip()
     if text in ("", "-"):
         return None
+    if _INPUT_MARK.search(text):
+        return text
     negate = False
     match = re.fullmatch(r"not\s*\((.*)\)", text, re.S)
     if match:

@@ -1,1 +1,1 @@
-"""Mail: outgoing messages (and, with the intake domain, functional mailboxes)."""
+"""Mail: functional mailboxes (IMAP polling, parsing, registration) and outgoing messages."""

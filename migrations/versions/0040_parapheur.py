@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = '0040_parapheur'
-down_revision = '0020_inbox'
+down_revision = '0030_intake'
 branch_labels = None
 depends_on = None
 

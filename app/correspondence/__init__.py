@@ -1,0 +1,1 @@
+"""Registry of incoming and outgoing items: cases, chrono numbers, channels, intake."""

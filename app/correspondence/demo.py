@@ -1,0 +1,65 @@
+"""Demo data of the registry: the type list and the shipped intake circuits."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.core.config import PROJECT_ROOT
+from app.core.extensions import db
+from app.correspondence.models import CaseType
+
+PROCESSES_DIR = PROJECT_ROOT / "processes"
+
+# (code, label, circuit, per-channel circuits, service target in days)
+CASE_TYPES = [
+    ("demande_information", "Demande d'information", "courrier_entrant", {}, 30),
+    ("reclamation", "Réclamation", "courrier_entrant", {}, 30),
+    ("candidature", "Candidature", "candidature", {}, 30),
+    ("facture", "Facture", "courrier_entrant", {}, 30),
+    ("invitation", "Invitation", "courrier_entrant", {}, 15),
+    ("autre", "Autre", "courrier_entrant", {}, 60),
+]
+
+
+def load_case_types() -> int:
+    """Create the missing types of the default list; return how many were added."""
+    existing = set(db.session.execute(select(CaseType.code)).scalars())
+    added = 0
+    for position, (code, label, process, per_channel, days) in enumerate(CASE_TYPES):
+        if code in existing:
+            continue
+        db.session.add(
+            CaseType(
+                code=code,
+                label=label,
+                process_key=process,
+                channel_processes=per_channel,
+                target_days=days,
+                position=position * 10,
+            )
+        )
+        added += 1
+    db.session.commit()
+    return added
+
+
+def deploy_processes() -> dict[str, int]:
+    """Deploy the BPMN and DMN files of processes/ (unchanged files keep their version);
+    return how many process and decision versions were created."""
+    from app.engine.services import deploy
+
+    files = [
+        (path.name, path.read_bytes())
+        for path in sorted(PROCESSES_DIR.iterdir())
+        if path.suffix in (".bpmn", ".dmn")
+    ]
+    created = {"process_versions": 0, "decision_versions": 0}
+    for item in deploy(files, None) if files else []:
+        if item.created:
+            created[f"{item.kind}_versions"] += 1
+    return created
+
+
+def load() -> dict[str, int]:
+    """Idempotent: types of the registry, then the shipped circuits."""
+    return {"case_types": load_case_types(), **deploy_processes()}
