@@ -54,6 +54,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     Path(app.config["MISSIVE_STORAGE"]).mkdir(parents=True, exist_ok=True)
     app.session_interface = ApiAwareSessionInterface()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for chatty in ("spiff", "spiff.task", "spiff.workflow", "spiff.metrics"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
     db.init_app(app)
     migrate.init_app(
