@@ -405,6 +405,8 @@ def _refresh_open_tasks(instance: ProcessInstance, workflow, top_diff) -> list[s
         db.session.execute(delete(HumanTask).where(HumanTask.id.in_([r.id for r in rows])))
         db.session.expire_all()
         db.session.refresh(instance)
+        # forget the remembered open rows: the next save reads them and rebuilds these
+        instance.waiting = {k: v for k, v in (instance.waiting or {}).items() if k != "tasks"}
     return elements
 
 

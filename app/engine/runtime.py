@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import Group, User
 from app.core.db import utcnow
@@ -141,8 +142,10 @@ def lock_task(task_id: int) -> tuple[HumanTask, ProcessInstance]:
     task completed meanwhile is seen as completed.
     """
     stmt = (
-        select(HumanTask, ProcessInstance)
+        # The version comes along (immutable, not locked): restoring needs it.
+        select(HumanTask, ProcessInstance, ProcessVersion)
         .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+        .join(ProcessVersion, ProcessVersion.id == ProcessInstance.version_id)
         .where(HumanTask.id == task_id)
         .execution_options(populate_existing=True)
     )
@@ -151,7 +154,10 @@ def lock_task(task_id: int) -> tuple[HumanTask, ProcessInstance]:
     row = db.session.execute(stmt).one_or_none()
     if row is None:
         raise NotFound("Tâche introuvable.")
-    return row[0], row[1]
+    task, instance, version = row
+    set_committed_value(task, "instance", instance)  # already loaded: no lazy query
+    set_committed_value(instance, "version", version)
+    return task, instance
 
 
 def restore(instance: ProcessInstance) -> BpmnWorkflow:
@@ -199,6 +205,9 @@ def save(instance: ProcessInstance, workflow: BpmnWorkflow, actor: User | None) 
         _sync_messages(instance, workflow)
         report.new_jobs = _sync_jobs(instance, workflow)
     db.session.flush()
+    for row in report.new_tasks:  # after the flush: listeners see ids and may add rows
+        for listener in _task_listeners:
+            listener(row, actor)
     if completed:
         for listener in instance_completed_listeners():
             listener(instance)
@@ -241,18 +250,11 @@ def _human(task) -> bool:
 
 def _sync_human_tasks(instance, workflow, actor) -> list[HumanTask]:
     ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY) if _human(t)}
-    open_rows = {
-        row.spiff_task_id: row
-        for row in db.session.execute(
-            select(HumanTask).where(
-                HumanTask.instance_id == instance.id, HumanTask.status == TaskStatus.OPEN
-            )
-        ).scalars()
-    }
+    open_rows = _open_rows(instance, set(ready))
     now = utcnow()
     closed: list[int] = []
     for spiff_id, row in open_rows.items():
-        if spiff_id in ready:
+        if spiff_id in ready or row is None:
             continue
         task = find_task(workflow, spiff_id)
         if task is not None and task.has_state(TaskState.COMPLETED):
@@ -270,12 +272,39 @@ def _sync_human_tasks(instance, workflow, actor) -> list[HumanTask]:
             row = _new_human_task(instance, task, now)
             db.session.add(row)
             created.append(row)
-    if created and _task_listeners:
-        db.session.flush()
-        for row in created:
-            for listener in _task_listeners:
-                listener(row, actor)
+    if (instance.waiting or {}).get("tasks") != sorted(ready):
+        instance.waiting = {**(instance.waiting or {}), "tasks": sorted(ready)}
     return created
+
+
+def _open_rows(instance, ready: set[str]) -> dict[str, HumanTask]:
+    """The instance's open task rows that may change: those no longer ready.
+
+    The ids of the open rows are remembered on the instance (``waiting["tasks"]``): when
+    the rows to close are already in the session (the task being completed), no query is
+    needed; otherwise, or for instances saved before that memo existed, they are read.
+    """
+    known = (instance.waiting or {}).get("tasks")
+    if known is not None:
+        leaving = set(known) - ready
+        in_session = {
+            row.spiff_task_id: row
+            for row in db.session.identity_map.values()
+            if isinstance(row, HumanTask)
+            and row.instance_id == instance.id
+            and row.spiff_task_id in leaving
+            and row.status == TaskStatus.OPEN
+        }
+        if set(in_session) == leaving:
+            return {**in_session, **{spiff_id: None for spiff_id in set(known) & ready}}
+    return {
+        row.spiff_task_id: row
+        for row in db.session.execute(
+            select(HumanTask).where(
+                HumanTask.instance_id == instance.id, HumanTask.status == TaskStatus.OPEN
+            )
+        ).scalars()
+    }
 
 
 def _new_human_task(instance: ProcessInstance, task, now: datetime) -> HumanTask:
