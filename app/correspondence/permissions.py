@@ -119,6 +119,19 @@ def correspondence_policy(user, action: str, obj) -> bool:
     return False
 
 
+@policy("answer")
+def answer_policy(user, action: str, obj) -> bool:
+    return action == "print" and is_mail_office(user)  # paper answers leave by the mail office
+
+
+@register_document_access
+def answer_batches_readable(user, document) -> bool:
+    """The mail office prints (and prints again) the batches of signed paper answers."""
+    from app.correspondence.replies import PRINT_BATCH_KIND
+
+    return document.kind == PRINT_BATCH_KIND and is_mail_office(user)
+
+
 @policy("mailbox")
 def mailbox_policy(user, action: str, obj) -> bool:
     return False  # mailboxes are managed by admins only (admins pass every check)

@@ -675,6 +675,7 @@ def print_acknowledgements(actor: User) -> Document | None:
     merged = pikepdf.new()
     for clock in waiting:
         with pikepdf.open(io.BytesIO(document_content(clock.ack_document))) as source:
+            source.flatten_annotations("print")  # a sealed acknowledgement prints its stamp
             merged.pages.extend(source.pages)
     out = io.BytesIO()
     merged.save(out)
@@ -793,6 +794,19 @@ def escalate(case: Correspondence) -> User | None:
 
 
 # --- notices (worker) ----------------------------------------------------------------------------
+
+
+def queue_answer_email(
+    case: Correspondence, recipient: str, document: Document
+) -> DeadlineNotice:
+    """Queue the e-mail that carries a request's signed answer (the worker sends it with
+    the other notices). Caller's transaction."""
+    notice = DeadlineNotice(
+        correspondence_id=case.id, kind="reply", recipients=[recipient], document_id=document.id
+    )
+    db.session.add(notice)
+    db.session.flush()
+    return notice
 
 
 def send_pending_notices(limit: int = 100) -> int:

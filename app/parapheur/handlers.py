@@ -12,6 +12,7 @@ from app.engine.handlers import (
     HandlerContext,
     completion_hook,
     on_instance_completed,
+    on_instance_terminated,
     service_handler,
 )
 from app.engine.permissions import register_candidate_rule
@@ -22,6 +23,7 @@ completion_hook("signature")(services.sign_step)
 completion_hook("parapheur_correction")(services.record_correction)
 register_candidate_rule(services.is_signature_delegate)
 on_instance_completed(services.close_folder_of)
+on_instance_terminated(services.abandon_folder_of)
 
 
 def _folder_id(context: HandlerContext) -> int:
