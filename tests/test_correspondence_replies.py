@@ -18,7 +18,6 @@ from app.correspondence import replies
 from app.correspondence import services as intake
 from app.correspondence.models import (
     AnswerDelivery,
-    CaseAnswer,
     CaseLink,
     CaseStatus,
     Channel,
@@ -119,7 +118,9 @@ def draft(case: Correspondence, office, text: str = LETTER):
 
 
 def visa_and_sign(folder, office):
-    engine.complete_task(folder_tasks(folder)["visa"].id, {"decision": "approve"}, user(office["visa"]))
+    engine.complete_task(
+        folder_tasks(folder)["visa"].id, {"decision": "approve"}, user(office["visa"])
+    )
     engine.complete_task(
         folder_tasks(folder)["signature"].id, {"decision": "sign"}, user(office["president"])
     )
@@ -260,9 +261,7 @@ def test_a_refused_reply_returns_to_its_drafter_with_the_reason_and_a_new_versio
         assert answer.document.kind == "signed"
 
 
-def test_an_abandoned_reply_sends_the_drafter_back_to_writing_with_the_reason(
-    signing_app, office
-):
+def test_an_abandoned_reply_sends_the_drafter_back_to_writing_with_the_reason(signing_app, office):
     with signing_app.app_context():
         case = letter()
         first = draft(case, office)
@@ -346,9 +345,7 @@ def test_a_reply_draft_naming_a_document_of_another_case_is_refused_and_nothing_
         )
 
 
-def test_the_folder_api_is_unchanged_for_a_reply_folder(
-    signing_app, office, client, api_token
-):
+def test_the_folder_api_is_unchanged_for_a_reply_folder(signing_app, office, client, api_token):
     with signing_app.app_context():
         case = letter()
         folder = draft(case, office)
@@ -363,9 +360,7 @@ def test_the_folder_api_is_unchanged_for_a_reply_folder(
     assert body["documents"][0]["versions"][0]["kind"] == "original"
 
 
-def test_an_answered_case_counts_late_when_its_answer_left_after_the_due_date(
-    signing_app, office
-):
+def test_an_answered_case_counts_late_when_its_answer_left_after_the_due_date(signing_app, office):
     with signing_app.app_context():
         case = intake.register_case(
             intake.Intake(

@@ -271,7 +271,9 @@ def record_answer(case: Correspondence, folder_id: int) -> CaseAnswer:
     outgoing item (register D) linked « réponse à » the request, the signed PDF attached
     to both. Caller's transaction (a circuit's service task); recording twice is a no-op."""
     existing = db.session.execute(
-        select(CaseAnswer).where(CaseAnswer.request_id == case.id, CaseAnswer.folder_id == folder_id)
+        select(CaseAnswer).where(
+            CaseAnswer.request_id == case.id, CaseAnswer.folder_id == folder_id
+        )
     ).scalar_one_or_none()
     if existing is not None:
         return existing

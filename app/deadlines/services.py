@@ -796,9 +796,7 @@ def escalate(case: Correspondence) -> User | None:
 # --- notices (worker) ----------------------------------------------------------------------------
 
 
-def queue_answer_email(
-    case: Correspondence, recipient: str, document: Document
-) -> DeadlineNotice:
+def queue_answer_email(case: Correspondence, recipient: str, document: Document) -> DeadlineNotice:
     """Queue the e-mail that carries a request's signed answer (the worker sends it with
     the other notices). Caller's transaction."""
     notice = DeadlineNotice(
