@@ -22,7 +22,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from flask import current_app, render_template
-from sqlalchemy import or_, select
+from sqlalchemy import Date, Integer, and_, bindparam, or_, select
 
 from app.auth.models import Group, OrgUnit, User
 from app.auth.services import find_user_by_email, get_group_by_name
@@ -1097,6 +1097,20 @@ def is_signature_delegate(user: User, task: HumanTask) -> bool:
         ).first()
         is not None
     )
+
+
+def delegated_signature_offers():
+    """``is_signature_delegate`` as SQL for the inbox's baskets: open signature tasks
+    offered by name to someone who delegated their signature to the reader (``me``),
+    under a delegation valid today (``day``); scope is checked at signing, as always."""
+    me, day = bindparam("me", type_=Integer), bindparam("day", type_=Date)
+    delegators = select(Delegation.delegator_id).where(
+        Delegation.delegate_id == me,
+        Delegation.revoked_at.is_(None),
+        Delegation.valid_from <= day,
+        or_(Delegation.valid_until.is_(None), Delegation.valid_until >= day),
+    )
+    return and_(HumanTask.form_key == "signature", TaskCandidate.user_id.in_(delegators))
 
 
 # --- seal ------------------------------------------------------------------------------------
