@@ -36,6 +36,7 @@ from app.parapheur import services as parapheur
 from app.parapheur.models import FolderStatus
 from app.parapheur.services import Upload
 from app.stats import services as stats
+from tests.conftest import csrf_token, login
 from tests.deadlines_helpers import ADMIN, citizen, setup_office
 from tests.intake_helpers import pdf_bytes
 from tests.parapheur_support import PKCS12_PASSWORD, make_pdf, pdfsig
@@ -380,3 +381,33 @@ def test_an_answered_case_counts_late_when_its_answer_left_after_the_due_date(si
         report = stats.report(user(ADMIN), stats.Period(day, local_day(utcnow())))
         assert (report.total.answers_measured, report.total.answered_in_time) == (1, 0)
         assert case.status == CaseStatus.CLOSED
+
+
+def test_the_mail_office_prints_paper_answers_from_its_page_and_the_case_shows_its_answer(
+    signing_app, office, client
+):
+    with signing_app.app_context():
+        case = letter()
+        folder = draft(case, office)
+        visa_and_sign(folder, office)
+        answer = replies.answer_of(case)
+        case_id, folder_id, answer_chrono = case.id, folder.id, answer.answer.chrono
+    login(client, office["routes"])
+    page = client.get(f"/correspondences/{case_id}").get_data(as_text=True)
+    assert f"/parapheur/{folder_id}" in page
+    assert answer_chrono in page and "Réponse signée" in page
+    assert "dans le prochain lot" in page
+    assert client.get("/reponses-a-imprimer").status_code == 403
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+
+    login(client, office["courrier"])
+    page = client.get("/reponses-a-imprimer").get_data(as_text=True)
+    assert answer_chrono in page
+    token = csrf_token(client, "/reponses-a-imprimer")
+    response = client.post("/reponses-a-imprimer/lot", data={"csrf_token": token})
+    assert response.status_code == 302
+    batch = client.get(response.headers["Location"])
+    assert batch.mimetype == "application/pdf" and batch.data.startswith(b"%PDF")
+    page = client.get("/reponses-a-imprimer").get_data(as_text=True)
+    assert "Aucune réponse en attente." in page
+    assert "Lot de 1 réponses signées" in page
