@@ -411,3 +411,24 @@ def test_the_mail_office_prints_paper_answers_from_its_page_and_the_case_shows_i
     page = client.get("/reponses-a-imprimer").get_data(as_text=True)
     assert "Aucune réponse en attente." in page
     assert "Lot de 1 réponses signées" in page
+
+
+def test_who_signs_the_reply_reads_the_request_and_others_do_not(signing_app, office, client):
+    with signing_app.app_context():
+        case = letter()
+        folder = draft(case, office)
+        engine.complete_task(
+            folder_tasks(folder)["visa"].id, {"decision": "approve"}, user(office["visa"])
+        )
+        president = user(office["president"])
+        assert [c.id for c in intake.search_cases(president)[0]] == [case.id]
+        assert intake.search_cases(user(office["colleges"]))[0] == []
+        case_id, folder_id = case.id, folder.id
+    login(client, office["president"])
+    assert f"/correspondences/{case_id}" in client.get(f"/parapheur/{folder_id}").get_data(
+        as_text=True
+    )
+    assert client.get(f"/correspondences/{case_id}").status_code == 200
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    login(client, office["colleges"])
+    assert client.get(f"/correspondences/{case_id}").status_code == 403

@@ -25,7 +25,7 @@ from app.core import audit
 from app.core.db import utcnow
 from app.core.errors import Conflict, ValidationFailed
 from app.core.extensions import db
-from app.core.permissions import require
+from app.core.permissions import can, require
 from app.correspondence import services
 from app.correspondence.models import (
     AnswerDelivery,
@@ -434,11 +434,12 @@ def print_batches(actor: User, limit: int = 20) -> list[Document]:
 
 def case_documents_of_reply_task(task: HumanTask, viewer: User) -> list[Document]:
     """For a step of a reply folder (visa, signature, correction): the documents of the
-    request it answers, read through the task (the signer reads the letter answered)."""
+    request it answers (the signer reads the letter answered), if the reader may see it —
+    a confidential request stays with its service."""
     folder = parapheur.folder_for_instance(task.instance_id)
     if folder is None or folder.origin_type != ORIGIN:
         return []
     case = db.session.get(Correspondence, int(folder.origin_id))
-    if case is None:
+    if case is None or not can(viewer, "view", "correspondence", case):
         return []
     return [link.document for link in case.attachments if link.role != ANSWER_ROLE]
