@@ -432,3 +432,31 @@ def test_who_signs_the_reply_reads_the_request_and_others_do_not(signing_app, of
     client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
     login(client, office["colleges"])
     assert client.get(f"/correspondences/{case_id}").status_code == 403
+
+
+def test_a_job_application_is_answered_through_the_parapheur_too(signing_app, office, make_user):
+    nantes = make_user(groups=["delegation-nantes"], email="nantes@example.test")
+    with signing_app.app_context():
+        case = intake.register_case(
+            intake.Intake(
+                channel=Channel.WEB,
+                subject="Candidature spontanée : agent d'accueil",
+                received_at=utcnow(),
+                type_code="candidature",
+                sender=citizen(),
+                data={"form": {"postal_code": "44000"}},
+            ),
+            None,
+        )
+        agent = user(nantes)
+        engine.complete_task(case_tasks(case)["Task_examiner"].id, {"decision": "declined"}, agent)
+        engine.complete_task(
+            case_tasks(case)["Task_repondre"].id,
+            {"response_text": "Madame,\n\nNous ne pouvons donner suite."},
+            agent,
+        )
+        assert case_tasks(case) == {}
+        visa_and_sign(replies.reply_folder(case), office)
+        db.session.refresh(case)
+        assert case.status == CaseStatus.CLOSED
+        assert replies.answer_of(case).delivery == AnswerDelivery.PAPER  # no e-mail address
