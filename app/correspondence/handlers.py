@@ -60,22 +60,21 @@ def redirect(context: HandlerContext) -> dict:
     return {"service_group": case.service_group, "action": None, "redirect_to": None}
 
 
-@service_handler("correspondence_record_answer")
-def record_answer(context: HandlerContext) -> dict:
-    """The reply folder is signed: record the signed letter as the case's answer."""
+@service_handler("correspondence_send_answer")
+def send_answer(context: HandlerContext) -> dict:
+    """The reply folder is signed: record the signed letter as the case's answer and send
+    it (e-mail or print queue), in one transaction; the case is answered."""
     case = _case(context)
     folder_id = context.data.get("reply_folder_id")
     if not isinstance(folder_id, int):
         raise ValueError("la variable reply_folder_id (parapheur de la réponse) est absente")
-    row = replies.record_answer(case, folder_id)
-    return {"answer_id": row.answer_id, "answer_chrono": row.answer.chrono}
-
-
-@service_handler("correspondence_send_answer")
-def send_answer(context: HandlerContext) -> dict:
-    """Send the signed answer (e-mail or print queue); the case is answered."""
-    row = replies.send_answer(_case(context))
-    return {"answer_delivery": str(row.delivery)}
+    replies.record_answer(case, folder_id)
+    row = replies.send_answer(case)
+    return {
+        "answer_id": row.answer_id,
+        "answer_chrono": row.answer.chrono,
+        "answer_delivery": str(row.delivery),
+    }
 
 
 @service_handler("correspondence_close")
