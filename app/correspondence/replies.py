@@ -149,8 +149,9 @@ def folder_variables(case: Correspondence) -> dict:
 
 
 def letter_context(case: Correspondence, text: str) -> dict:
-    """What the reply letter prints: letterhead, service, recipient, references, the text
-    (escaped: paragraphs at blank lines, line breaks kept) and the signatory."""
+    """What the reply letter prints: letterhead, service, recipient, references and the
+    text (escaped: paragraphs at blank lines, line breaks kept); the signature stamp says
+    who signed."""
     settings = deadlines.receipt_settings()
     paragraphs = [
         Markup("<br>").join(escape(line) for line in block.splitlines())
@@ -160,7 +161,6 @@ def letter_context(case: Correspondence, text: str) -> dict:
     return {
         "authority": settings.authority_name or "",
         "letterhead_lines": (settings.letterhead_lines or "").splitlines(),
-        "signatory": settings.signatory or "",
         "service": case.service,
         "recipient": case.sender,
         "chrono": case.chrono,
