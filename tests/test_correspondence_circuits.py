@@ -12,6 +12,7 @@ from app.core.extensions import db
 from app.correspondence import services
 from app.correspondence.handlers import mentions
 from app.correspondence.models import CaseStatus, Channel, Correspondence
+from app.correspondence.replies import reply_folder
 from app.engine.models import HumanTask, TaskStatus
 from app.engine.services import complete_task
 from tests.intake_helpers import setup_registry
@@ -89,7 +90,7 @@ def test_job_applications_go_to_the_delegation_of_the_postal_code(
         assert copies == ([] if delegation == "rh-recrutement" else ["rh-recrutement"])
 
 
-def test_incoming_mail_circuit_runs_from_qualification_to_closing(app, office):
+def test_incoming_mail_circuit_qualifies_routes_and_hands_the_reply_to_the_parapheur(app, office):
     with app.app_context():
         case_id = register("Courrier", "demande_information")
         task = finish(
@@ -111,13 +112,27 @@ def test_incoming_mail_circuit_runs_from_qualification_to_closing(app, office):
 
         finish(case_id, office["routes"], {"action": "reply"})
         finish(case_id, office["routes"], {"response_text": "Les travaux sont programmés."})
-        finish(case_id, office["routes"], {"decision": "approve"})
-        assert open_task(case_id).name == "Signer la réponse"
-        finish(case_id, office["signataire"], {"decision": "sign"})
-        finish(case_id, office["courrier"], {"sent_by": "post", "sent_on": "2026-03-10"})
-        db.session.refresh(case)
+        # visa, signature and sending are the parapheur's (tests/test_correspondence_replies.py)
+        folder = reply_folder(case)
+        assert folder.title.startswith(f"Réponse au courrier {case.chrono}")
+        assert folder.drafter.email == office["routes"]
+        waiting = db.session.query(HumanTask).filter_by(
+            instance_id=case.process_instance_id, status=TaskStatus.OPEN
+        )
+        assert waiting.count() == 0
+        assert case.status == CaseStatus.IN_PROGRESS
+
+
+def test_incoming_mail_classed_without_reply_is_closed(app, office):
+    with app.app_context():
+        case_id = register("Invitation", "demande_information")
+        qualification = {"type_code": "reclamation", "subject": "Route"}
+        finish(case_id, office["courrier"], {**qualification, "confidentiality": "normal"})
+        finish(case_id, office["routes"], {"action": "no_reply"})
+        case = db.session.get(Correspondence, case_id)
         assert case.status == CaseStatus.CLOSED
         assert case.closed_at is not None
+        assert case.answered_at is None
 
 
 def test_redirect_keeps_a_trace_and_restarts_the_legal_clock(app, office):

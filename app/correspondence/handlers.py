@@ -6,10 +6,16 @@ import re
 import unicodedata
 
 from app.core.extensions import db
-from app.correspondence import services
+from app.correspondence import replies, services
 from app.correspondence.models import Correspondence
-from app.engine.handlers import HandlerContext, service_handler
+from app.engine.handlers import HandlerContext, completion_hook, service_handler
 from app.engine.sandbox import register_helper
+from app.inbox.services import register_task_documents
+
+# The reply drafted on a case goes into a parapheur when « Rédiger la réponse » is
+# completed (from the inbox, the API or any page), in the same transaction.
+completion_hook("redaction_reponse")(replies.submit_reply)
+register_task_documents(replies.case_documents_of_reply_task)
 
 
 def _case(context: HandlerContext) -> Correspondence:
@@ -52,6 +58,23 @@ def redirect(context: HandlerContext) -> dict:
     target = context.data.get("redirect_to")
     services.redirect_case(case, target, context.data.get("reason") or "", None)
     return {"service_group": case.service_group, "action": None, "redirect_to": None}
+
+
+@service_handler("correspondence_send_answer")
+def send_answer(context: HandlerContext) -> dict:
+    """The reply folder is signed: record the signed letter as the case's answer and send
+    it (e-mail or print queue), in one transaction; the case is answered."""
+    case = _case(context)
+    folder_id = context.data.get("reply_folder_id")
+    if not isinstance(folder_id, int):
+        raise ValueError("la variable reply_folder_id (parapheur de la réponse) est absente")
+    replies.record_answer(case, folder_id)
+    row = replies.send_answer(case)
+    return {
+        "answer_id": row.answer_id,
+        "answer_chrono": row.answer.chrono,
+        "answer_delivery": str(row.delivery),
+    }
 
 
 @service_handler("correspondence_close")

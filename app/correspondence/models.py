@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import Group, OrgUnit, User
 from app.contacts.models import Contact
-from app.core.db import JSONType, UTCDateTime, utcnow
+from app.core.db import JSONType, UTCDateTime, enum_type, utcnow
 from app.core.extensions import db
 from app.documents.models import Document
 
@@ -90,6 +90,7 @@ DOCUMENT_ROLE_LABELS = {
     "ocr": "texte reconnu (OCR)",
     "raw_message": "message d'origine",
     "quarantine": "quarantaine",
+    "reponse": "réponse signée",
 }
 EVENT_LABELS = {
     "correspondence.register": "Enregistré",
@@ -104,6 +105,10 @@ EVENT_LABELS = {
     "correspondence.close": "Clos",
     "correspondence.follow_up": "Complément reçu",
     "correspondence.confirmation_sent": "Confirmation envoyée au demandeur",
+    "correspondence.reply_submitted": "Réponse mise au parapheur",
+    "correspondence.answer": "Réponse signée enregistrée",
+    "correspondence.answer_sent": "Réponse envoyée",
+    "correspondence.answers_printed": "Réponse imprimée",
 }
 LINK_LABELS = {
     LinkKind.REPLY_TO: "Réponse à",
@@ -189,6 +194,9 @@ class Correspondence(db.Model):
         ForeignKey("user_account.id", ondelete="SET NULL")
     )
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the signed answer left (e-mailed or put in the print queue): the end of the
+    # service clock for the dashboard (a case closed without an answer uses closed_at).
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     process_instance_id: Mapped[int | None] = mapped_column(
         ForeignKey("process_instance.id", ondelete="SET NULL"), index=True
     )
@@ -324,6 +332,44 @@ class CaseLink(db.Model):
 
     source: Mapped[Correspondence] = relationship(foreign_keys=[source_id])
     target: Mapped[Correspondence] = relationship(foreign_keys=[target_id])
+
+
+class AnswerDelivery(enum.StrEnum):
+    EMAIL = "email"
+    PAPER = "paper"
+
+
+class CaseAnswer(db.Model):
+    """A signed answer to an incoming item: the outgoing item that carries it, the signed
+    letter, and how it leaves — e-mailed through the notices outbox, or printed by the
+    mail office with the next batch."""
+
+    __tablename__ = "case_answer"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("correspondence.id", ondelete="CASCADE"), index=True
+    )
+    answer_id: Mapped[int] = mapped_column(
+        ForeignKey("correspondence.id", ondelete="CASCADE"), unique=True
+    )
+    # The parapheur folder the letter was signed in (an id: the registry does not depend
+    # on the parapheur's tables).
+    folder_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("document.id"))
+    delivery: Mapped[AnswerDelivery | None] = mapped_column(
+        enum_type(AnswerDelivery, "answer_delivery")
+    )
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    notice_id: Mapped[int | None] = mapped_column(Integer)  # the e-mail in the outbox
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    printed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    print_batch_id: Mapped[int | None] = mapped_column(ForeignKey("document.id"))
+
+    request: Mapped[Correspondence] = relationship(foreign_keys=[request_id])
+    answer: Mapped[Correspondence] = relationship(foreign_keys=[answer_id])
+    document: Mapped[Document] = relationship(foreign_keys=[document_id])
 
 
 class CaseSearch(db.Model):

@@ -7,7 +7,7 @@ person who registered it and the agents working on its circuit.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, false, or_, select, true
+from sqlalchemy import Integer, and_, cast, false, or_, select, true
 
 from app.core.extensions import db
 from app.core.permissions import can, policy
@@ -50,8 +50,21 @@ def can_view(user, case: Correspondence) -> bool:
         from app.engine.models import ProcessInstance
 
         instance = db.session.get(ProcessInstance, case.process_instance_id)
-        return instance is not None and can(user, "view", "instance", instance)
-    return False
+        if instance is not None and can(user, "view", "instance", instance):
+            return True
+    return _works_on_its_reply(user, case)
+
+
+def _works_on_its_reply(user, case: Correspondence) -> bool:
+    """Who gives the visa or signs the case's reply (its parapheur) reads the case too."""
+    from app.parapheur.models import Folder
+
+    folders = db.session.execute(
+        select(Folder).where(
+            Folder.origin_type == "correspondence", Folder.origin_id == str(case.id)
+        )
+    ).scalars()
+    return any(can(user, "view", "folder", folder) for folder in folders)
 
 
 def visible_condition(user):
@@ -91,8 +104,14 @@ def visible_condition(user):
             ),
         )
     )
+    from app.parapheur.models import Folder
+
+    reply_of = select(cast(Folder.origin_id, Integer)).where(
+        Folder.origin_type == "correspondence", Folder.process_instance_id.in_(participation)
+    )
     others = or_(
         Correspondence.registered_by_id == user.id,
+        Correspondence.id.in_(reply_of),
         Correspondence.id.in_(
             select(CaseCopy.correspondence_id).where(CaseCopy.group_id.in_(group_ids))
         )
@@ -117,6 +136,19 @@ def correspondence_policy(user, action: str, obj) -> bool:
     if action == "grant":
         return in_service(user, obj)
     return False
+
+
+@policy("answer")
+def answer_policy(user, action: str, obj) -> bool:
+    return action == "print" and is_mail_office(user)  # paper answers leave by the mail office
+
+
+@register_document_access
+def answer_batches_readable(user, document) -> bool:
+    """The mail office prints (and prints again) the batches of signed paper answers."""
+    from app.correspondence.replies import PRINT_BATCH_KIND
+
+    return document.kind == PRINT_BATCH_KIND and is_mail_office(user)
 
 
 @policy("mailbox")

@@ -671,9 +671,15 @@ def redirect_case(
 
 
 def link_cases(
-    source: Correspondence, target: Correspondence, kind: LinkKind | str, actor: User | None
+    source: Correspondence,
+    target: Correspondence,
+    kind: LinkKind | str,
+    actor: User | None,
+    *,
+    commit: bool = True,
 ) -> CaseLink:
-    """Link two cases (reply to, same thread, duplicate of); commits."""
+    """Link two cases (reply to, same thread, duplicate of); commits unless told not to
+    (a circuit's step links inside its own transaction)."""
     if source.id == target.id:
         raise ValidationFailed(
             "Un courrier ne peut pas être lié à lui-même.",
@@ -704,7 +710,8 @@ def link_cases(
             object_id=source.id,
             data={"target": target.chrono, "kind": str(kind)},
         )
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return link
 
 

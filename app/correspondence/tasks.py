@@ -22,6 +22,14 @@ def distribute_pending() -> int:
     return run()
 
 
+@periodic("correspondence_reply_outcomes", minute="*/5")
+def reply_outcomes() -> int:
+    """Safety net: tell the cases whose reply folder ended while nobody delivered it."""
+    from app.correspondence.replies import deliver_pending_outcomes
+
+    return deliver_pending_outcomes()
+
+
 @job(retries=3, retry_delay=120)
 def ocr_job(case_id: int, document_id: int) -> None:
     """Add a searchable text layer to a scan and index its text."""

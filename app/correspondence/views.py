@@ -28,7 +28,7 @@ from app.core.extensions import db
 from app.core.jsonforms import errors_by_field, form_fields
 from app.core.navigation import register_nav
 from app.core.permissions import can, require
-from app.correspondence import paper, services, webforms
+from app.correspondence import paper, replies, services, webforms
 from app.correspondence.api import parse_received_at
 from app.correspondence.models import (
     CHANNEL_LABELS,
@@ -130,6 +130,8 @@ def show(case_id: int):
         can_manage=can(current_user, "manage", "correspondence", case),
         can_grant=can(current_user, "grant", "correspondence", case),
         link_kinds=list(LinkKind),
+        reply_folder=replies.reply_folder(case),
+        answer=replies.answer_of(case),
     )
 
 
@@ -374,3 +376,38 @@ def public_receipt(key: str, token: str):
         schema=webforms.get_public_form(key),
         email=(case.data or {}).get("form", {}).get("email"),
     )
+
+
+# --- signed paper answers: the mail office's print batch ----------------------------------------
+
+
+@bp.get("/reponses-a-imprimer")
+@login_required
+def answers_to_print():
+    return render_template(
+        "correspondence/answers_print.html",
+        waiting=replies.answers_to_print(current_user),
+        batches=replies.print_batches(current_user),
+    )
+
+
+@bp.post("/reponses-a-imprimer/lot")
+@login_required
+def print_answers():
+    batch = replies.print_answers(current_user)
+    if batch is None:
+        flash(_("Aucune réponse papier n'attend l'impression."), "info")
+        return redirect(url_for("correspondence.answers_to_print"))
+    flash(_("Lot prêt : %(n)s", n=batch.description), "success")
+    return redirect(url_for("correspondence.answers_batch", document_id=batch.id))
+
+
+@bp.get("/reponses-a-imprimer/lots/<int:document_id>")
+@login_required
+def answers_batch(document_id: int):
+    doc = get_document(document_id, current_user)
+    if doc.kind != replies.PRINT_BATCH_KIND:
+        abort(404)
+    response = Response(content(doc), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(doc.filename)}"
+    return response

@@ -194,7 +194,8 @@ class ReceiptSettings(db.Model):
 
 class DeadlineNotice(db.Model):
     """An e-mail to send once the transaction that decided it has committed (outbox):
-    an acknowledgement to a requester, a reminder to a service, an escalation to its head."""
+    an acknowledgement or the signed answer to a requester, a reminder to a service, an
+    escalation to its head."""
 
     __tablename__ = "deadline_notice"
 
@@ -202,7 +203,7 @@ class DeadlineNotice(db.Model):
     correspondence_id: Mapped[int] = mapped_column(
         ForeignKey("correspondence.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(20))  # acknowledgement | reminder | escalation
+    kind: Mapped[str] = mapped_column(String(20))  # acknowledgement | reminder | escalation | reply
     recipients: Mapped[list] = mapped_column(JSONType, default=list)
     document_id: Mapped[int | None] = mapped_column(ForeignKey("document.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

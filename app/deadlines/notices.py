@@ -59,6 +59,21 @@ def compose(notice: DeadlineNotice, case: Correspondence) -> tuple[str, str]:
             "parviendra au service chargé de votre dossier.",
         ]
         return f"Accusé de réception de votre demande n° {case.chrono}", "\n".join(lines)
+    if notice.kind == "reply":
+        lines = [
+            "Madame, Monsieur,",
+            "",
+            f"Vous trouverez en pièce jointe la réponse du Département à votre demande "
+            f"« {case.subject} » du {french_date(local_day(case.received_at))}, enregistrée "
+            f"sous le numéro {case.chrono}.",
+            "",
+            "Ce courrier est signé électroniquement : sa signature peut être vérifiée avec "
+            "tout lecteur de PDF.",
+            "",
+            "Pour toute question, répondez à ce message : il parviendra au service chargé de "
+            "votre dossier.",
+        ]
+        return f"Réponse à votre demande n° {case.chrono}", "\n".join(lines)
     if notice.kind == "reminder":
         return (
             f"Relance : courrier {case.chrono} à traiter avant le {due}",

@@ -538,19 +538,24 @@ def _group_label(name: str | None) -> str | None:
 
 
 def seal_acknowledgement(document: Document) -> Document:
-    """Hook for the server seal: the parapheur's ``seal_document`` when it is installed and
-    a seal certificate is configured; otherwise the document stays as it is."""
+    """Seal an acknowledgement with the server seal (the parapheur's ``seal_document``):
+    the sealed PDF is a new document whose parent is the unsealed one. Without a seal
+    configured (or with ``MISSIVE_ACK_SEAL=0``) the document stays unsealed and says why
+    in its flags (``unsealed``), shown on the case's deadlines page."""
     if not current_app.config.get("MISSIVE_ACK_SEAL", True):
-        return document
-    try:
-        from app.parapheur.services import seal_document
-    except ImportError:
-        return document
+        return _unsealed(document, "cachet désactivé (MISSIVE_ACK_SEAL=0)")
+    from app.parapheur.services import seal_document
+
     try:
         return seal_document(document, "Accusé de réception")
     except Conflict as error:  # no seal configured, or its certificate expired
         log.warning("acknowledgement %s left unsealed: %s", document.id, error.detail)
-        return document
+        return _unsealed(document, error.detail)
+
+
+def _unsealed(document: Document, reason: str) -> Document:
+    document.flags = {**(document.flags or {}), "unsealed": reason[:300]}
+    return document
 
 
 def issue_acknowledgement(case: Correspondence, actor: User | None) -> Document:
@@ -598,6 +603,8 @@ def issue_acknowledgement(case: Correspondence, actor: User | None) -> Document:
         object_id=case.id,
         data={
             "document": document.id,
+            "sealed": document.kind == "sealed",
+            "unsealed": (document.flags or {}).get("unsealed"),
             "delivery": content.delivery,
             "implicit_decision": content.implicit_decision,
             "implicit_decision_on": content.implicit_decision_on.isoformat()
@@ -675,6 +682,7 @@ def print_acknowledgements(actor: User) -> Document | None:
     merged = pikepdf.new()
     for clock in waiting:
         with pikepdf.open(io.BytesIO(document_content(clock.ack_document))) as source:
+            source.flatten_annotations("print")  # a sealed acknowledgement prints its stamp
             merged.pages.extend(source.pages)
     out = io.BytesIO()
     merged.save(out)
@@ -793,6 +801,17 @@ def escalate(case: Correspondence) -> User | None:
 
 
 # --- notices (worker) ----------------------------------------------------------------------------
+
+
+def queue_answer_email(case: Correspondence, recipient: str, document: Document) -> DeadlineNotice:
+    """Queue the e-mail that carries a request's signed answer (the worker sends it with
+    the other notices). Caller's transaction."""
+    notice = DeadlineNotice(
+        correspondence_id=case.id, kind="reply", recipients=[recipient], document_id=document.id
+    )
+    db.session.add(notice)
+    db.session.flush()
+    return notice
 
 
 def send_pending_notices(limit: int = 100) -> int:

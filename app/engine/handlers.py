@@ -89,6 +89,24 @@ def instance_completed_listeners() -> list[InstanceListener]:
     return list(_completion_listeners)
 
 
+# Called in the transaction that terminates an instance (an administrator stopped it), so a
+# domain can close what the instance carried: ``listener(instance, actor, reason)``.
+TerminationListener = Callable[[Any, Any, str], None]
+_termination_listeners: list[TerminationListener] = []
+
+
+def on_instance_terminated(func: TerminationListener) -> TerminationListener:
+    """Register a listener run when an administrator terminates an instance."""
+    if func not in _termination_listeners:
+        _termination_listeners.append(func)
+    return func
+
+
+def instance_terminated_listeners() -> list[TerminationListener]:
+    """The listeners run when an instance is terminated."""
+    return list(_termination_listeners)
+
+
 def handler_names() -> list[str]:
     """Every registered handler name (for the modeler's picker)."""
     return sorted(_handlers)

@@ -44,16 +44,31 @@ def acts_for(user, task: HumanTask) -> int | None:
 
 
 # Other domains make more people candidates of some tasks: ``rule(user, task) -> bool``
-# (a signature delegate is a candidate of the delegator's signature tasks).
+# (a signature delegate is a candidate of the delegator's signature tasks). A rule may
+# come with ``offers``: the same rule as SQL, for lists (the inbox's baskets) — a function
+# returning a condition on ``task_candidate`` rows joined to their ``human_task``, with the
+# bound parameters ``me`` (the reader's id) and ``day`` (today in Paris).
 CandidateRule = Callable[[Any, HumanTask], bool]
+OfferCondition = Callable[[], Any]
 _candidate_rules: list[CandidateRule] = []
+_offer_conditions: list[OfferCondition] = []
 
 
-def register_candidate_rule(rule: CandidateRule) -> CandidateRule:
-    """Register a rule that makes a user a candidate of a task beyond its own candidates."""
+def register_candidate_rule(
+    rule: CandidateRule, *, offers: OfferCondition | None = None
+) -> CandidateRule:
+    """Register a rule that makes a user a candidate of a task beyond its own candidates
+    (and, with ``offers``, the SQL that lists the tasks it offers)."""
     if rule not in _candidate_rules:
         _candidate_rules.append(rule)
+    if offers is not None and offers not in _offer_conditions:
+        _offer_conditions.append(offers)
     return rule
+
+
+def offer_conditions() -> list[OfferCondition]:
+    """The SQL forms of the candidate rules (see ``register_candidate_rule``)."""
+    return list(_offer_conditions)
 
 
 def is_candidate(user, task: HumanTask) -> bool:

@@ -9,6 +9,7 @@ all in the caller's transaction.
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections import OrderedDict
@@ -20,7 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import Group, User
@@ -51,6 +53,8 @@ from app.engine.spiff import (
     specs_from_json,
     workflow_state,
 )
+
+log = logging.getLogger(__name__)
 
 # Case variables copied onto tasks so the inbox can show and search them.
 SUMMARY_KEYS = (
@@ -90,6 +94,42 @@ def version_specs(version: ProcessVersion) -> tuple[Any, dict]:
     else:
         _spec_cache.move_to_end(key)
     return cached
+
+
+# --- work to do once the transaction has committed -----------------------------------------
+
+_AFTER_COMMIT = "missive_engine_after_commit"
+
+
+def after_commit(callback: Callable[[], Any]) -> None:
+    """Run ``callback()`` once the current transaction has committed.
+
+    For what must not share the transaction (tell another instance that this one finished,
+    run the service tasks of an instance started inside another action). The engine's
+    actions run the queue right after their commit; a rollback empties it. A callback runs
+    in its own transaction(s) and must re-check the state it acts on: the queue lives in
+    this process only, so domains keep a safety net for a crash between commit and run.
+    """
+    db.session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def run_after_commit() -> None:
+    """Run the callbacks queued by the transaction that just committed (each on its own)."""
+    while True:
+        queue = db.session.info.pop(_AFTER_COMMIT, None)
+        if not queue:
+            return
+        for callback in queue:
+            try:
+                callback()
+            except Exception:  # the caller's action is done; the safety nets retry
+                log.exception("after-commit callback %r failed", callback)
+                db.session.rollback()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_commit(session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 # The instance whose workflow is running, for service handlers (set by ``running``).

@@ -30,7 +30,7 @@ from app.core.validation import schema_errors
 from app.engine import runtime
 from app.engine.compiler import Library, compile_files
 from app.engine.forms import FORMS_DIR, FormRegistry
-from app.engine.handlers import completion_hooks
+from app.engine.handlers import completion_hooks, instance_terminated_listeners
 from app.engine.models import (
     DecisionVersion,
     EngineJob,
@@ -405,13 +405,24 @@ def _unit_of_work(
 
 
 def _after_commit(report: runtime.SaveReport) -> None:
-    """Run the service tasks an action made ready, each in its own transaction."""
-    queue = list(report.new_jobs)
+    """Run the service tasks an action made ready, each in its own transaction, then the
+    work its transaction queued with ``after_commit``."""
+    _run_jobs(report.new_jobs)
+    runtime.run_after_commit()
+
+
+def _run_jobs(job_ids: list[int]) -> None:
+    queue = list(job_ids)
     runs = 0
     while queue and runs < EAGER_JOB_LIMIT:
         job_id = queue.pop(0)
         runs += 1
         queue.extend(run_job(job_id))
+
+
+def after_commit(callback: Callable[[], Any]) -> None:
+    """Run ``callback()`` once the current transaction has committed (see runtime)."""
+    runtime.after_commit(callback)
 
 
 # --- instances -------------------------------------------------------------------------
@@ -425,8 +436,14 @@ def start_instance(
     version: int | None = None,
     business_key: str | None = None,
     title: str | None = None,
+    commit: bool = True,
 ) -> ProcessInstance:
-    """Start a case on the latest active version (or the one asked for)."""
+    """Start a case on the latest active version (or the one asked for).
+
+    With ``commit=False`` the instance is started in the caller's transaction (e.g. a
+    completion hook putting a reply into a parapheur): nothing is committed, and its
+    first service tasks run once the caller's action has committed.
+    """
     definition = get_definition(process_key)
     if not definition.active:
         raise Conflict(
@@ -482,6 +499,10 @@ def start_instance(
         object_id=instance.id,
         data={"key": process_key, "version": target.version, "business_key": business_key},
     )
+    if not commit:
+        if report.new_jobs:
+            runtime.after_commit(lambda jobs=tuple(report.new_jobs): _run_jobs(list(jobs)))
+        return instance
     db.session.commit()
     _after_commit(report)
     db.session.refresh(instance)
@@ -571,6 +592,8 @@ def terminate_instance(instance_id: int, actor: User, reason: str = "") -> Proce
     instance.status = InstanceStatus.TERMINATED
     instance.ended_at = utcnow()
     runtime.save(instance, workflow, actor)
+    for listener in instance_terminated_listeners():
+        listener(instance, actor, reason)
     audit.record(
         "instance.terminate",
         actor=actor,
@@ -579,6 +602,7 @@ def terminate_instance(instance_id: int, actor: User, reason: str = "") -> Proce
         data={"reason": reason},
     )
     db.session.commit()
+    runtime.run_after_commit()
     return instance
 
 
@@ -933,6 +957,7 @@ def run_job(job_id: int) -> list[int]:
     ).scalars():
         incident.resolved_at = utcnow()
     db.session.commit()
+    runtime.run_after_commit()
     return report.new_jobs
 
 

@@ -41,6 +41,7 @@ from app.core.errors import ValidationFailed
 from app.core.extensions import db
 from app.core.pagination import after, decode_cursor, encode_cursor
 from app.engine.models import NO_DUE_DATE, HumanTask, ProcessInstance, TaskCandidate, TaskStatus
+from app.engine.permissions import is_candidate, offer_conditions
 from app.engine.runtime import searchable
 from app.inbox.models import CaseFollow, Substitution
 
@@ -347,7 +348,7 @@ class Viewer:
 
     def params(self) -> dict[str, Any]:
         """Bound values of the viewer's statements: ``me``, ``now``, ``p0``…, ``g0``…"""
-        values: dict[str, Any] = {"me": self.user.id, "now": self.now}
+        values: dict[str, Any] = {"me": self.user.id, "now": self.now, "day": today()}
         values.update({f"p{i}": person for i, person in enumerate(self.ids)})
         values.update({f"g{i}": group for i, group in enumerate(self.groups)})
         return values
@@ -405,6 +406,15 @@ def _branches(view: str, n_ids: int, n_groups: int) -> list:
         offers += [TaskCandidate.user_id == person for person in people]
         for offer in offers:
             branch = select(TaskCandidate.task_id.label("task_id")).where(offer, UNCLAIMED)
+            if view == "overdue":
+                branch = branch.where(TaskCandidate.due_sort < now)
+            branches.append(branch)
+        for rule_offers in offer_conditions():  # e.g. a delegate's signatures
+            branch = (
+                select(TaskCandidate.task_id.label("task_id"))
+                .join(HumanTask, HumanTask.id == TaskCandidate.task_id)
+                .where(rule_offers(), UNCLAIMED)
+            )
             if view == "overdue":
                 branch = branch.where(TaskCandidate.due_sort < now)
             branches.append(branch)
@@ -612,13 +622,14 @@ def _indexed_statement(shape: _Shape):
             for i in range(shape.n_groups)
         ]
         offers += [TaskCandidate.user_id == person for person in people]
-        for offer in offers:
+        rule_offers = [(condition(), True) for condition in offer_conditions()]
+        for offer, on_task in [(o, False) for o in offers] + rule_offers:
             # Search terms are checked on the index's copy of the search text; other
-            # filters need the task row.
+            # filters (and the candidate rules' offers) need the task row.
             branch = select(TaskCandidate.task_id.label("task_id")).where(
                 offer, UNCLAIMED, *search_clauses(shape.n_terms, TaskCandidate.search_text)
             )
-            if extra:
+            if extra or on_task:
                 branch = branch.join(HumanTask, HumanTask.id == TaskCandidate.task_id).where(*extra)
             if shape.after_cursor:
                 branch = branch.where(
@@ -718,7 +729,9 @@ def may_claim(task: HumanTask, viewer: Viewer) -> bool:
         return False
     if viewer.user.is_admin or set(task.candidate_groups or []) & set(viewer.groups):
         return True
-    return viewer.user.email in (task.candidate_users or [])
+    if viewer.user.email in (task.candidate_users or []):
+        return True
+    return bool(offer_conditions()) and is_candidate(viewer.user, task)  # candidate rules
 
 
 def is_overdue(task: HumanTask, now: datetime) -> bool:

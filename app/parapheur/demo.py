@@ -1,4 +1,6 @@
-"""Demo parapheur: the shipped circuits, demo certificates, a delegation and a few folders.
+"""Demo parapheur: the shipped circuits, demo certificates, a delegation and a few folders
+(the subsidy letter already has its visa: the President — or the DGS by delegation — can
+sign it from the browser).
 
 The demo certificates come from a throwaway certification authority generated at load
 time (its private key is not kept); its certificate is written beside the storage
@@ -187,7 +189,7 @@ def _folders() -> int:
     accountant = find_user_by_email("mathilde.henry@departement.test")
     if drafter is None or accountant is None:
         return 0
-    services.create_folder_from_draft(
+    letter = services.create_folder_from_draft(
         title="Subvention à l'association des fêtes de Clisson",
         type="courrier_sortant",
         actor=drafter,
@@ -195,6 +197,7 @@ def _folders() -> int:
         context={"object_line": "Votre demande de subvention"},
         origin=("demo", "1"),
     )
+    _give_visa(letter, "helene.fournier@departement.test")
     services.create_folder_from_draft(
         title="Facture n° F-2026-118 — entretien des espaces verts",
         type="facture",
@@ -217,3 +220,16 @@ def _folders() -> int:
         origin=("demo", "3"),
     )
     return 3
+
+
+def _give_visa(folder: Folder, email: str) -> None:
+    """The DGA gives her visa, so the letter waits for the President's signature (or the
+    DGS's, by delegation): a folder signable from the browser as soon as the demo runs."""
+    from app.engine import services as engine
+
+    visa = next((t for t in services.open_tasks(folder) if t.form_key == "visa"), None)
+    signer = find_user_by_email(email)
+    if visa is not None and signer is not None:
+        engine.complete_task(
+            visa.id, {"decision": "approve", "comment": "Vu, bon pour signature."}, signer
+        )

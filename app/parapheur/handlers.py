@@ -12,16 +12,26 @@ from app.engine.handlers import (
     HandlerContext,
     completion_hook,
     on_instance_completed,
+    on_instance_terminated,
     service_handler,
 )
 from app.engine.permissions import register_candidate_rule
+from app.inbox.services import register_task_documents
 from app.parapheur import services
 
 completion_hook("visa")(services.record_visa)
 completion_hook("signature")(services.sign_step)
 completion_hook("parapheur_correction")(services.record_correction)
-register_candidate_rule(services.is_signature_delegate)
+register_candidate_rule(services.is_signature_delegate, offers=services.delegated_signature_offers)
 on_instance_completed(services.close_folder_of)
+on_instance_terminated(services.abandon_folder_of)
+
+
+@register_task_documents
+def folder_documents(task, viewer) -> list:
+    """A step of a folder shows the folder's current documents on the inbox's task page."""
+    folder = services.folder_for_instance(task.instance_id)
+    return [entry.current for entry in folder.current_documents()] if folder else []
 
 
 def _folder_id(context: HandlerContext) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from flask import current_app, render_template
-from sqlalchemy import or_, select
+from sqlalchemy import Date, Integer, and_, bindparam, or_, select
 
 from app.auth.models import Group, OrgUnit, User
 from app.auth.services import find_user_by_email, get_group_by_name
@@ -223,12 +224,16 @@ def create_folder(
     amount: Any = None,
     seal: bool = False,
     origin: tuple[str, str] | None = None,
+    commit: bool = True,
 ) -> Folder:
     """Put documents into a new parapheur and start its circuit.
 
     The circuit is, in order of precedence: the ad-hoc ``circuit`` steps (the generic
     diagram), a named ``process_key`` with its ``variables``, or the circuit chosen by
-    the DMN rules for the document type and amount.
+    the DMN rules for the document type and amount. ``origin`` names what the folder
+    answers (``("correspondence", case id)``): that domain's outcome listeners are told
+    when the folder is completed or abandoned. With ``commit=False`` everything happens
+    in the caller's transaction (another circuit's completion hook).
     """
     require(actor, "create", "folder")
     title = (title or "").strip()
@@ -288,13 +293,22 @@ def create_folder(
         if steps is not None:
             data.update({"steps": steps, "step_index": 0})
         instance = engine.start_instance(
-            key, data, actor, business_key=f"parapheur-{folder.id}", title=folder.title
+            key,
+            data,
+            actor,
+            business_key=f"parapheur-{folder.id}",
+            title=folder.title,
+            commit=commit,
         )
     except Exception:
-        db.session.rollback()
+        if commit:
+            db.session.rollback()
         raise
     folder.process_instance_id = instance.id
-    db.session.commit()
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
     return folder
 
 
@@ -658,9 +672,8 @@ def record_visa(task: HumanTask, data: dict, actor: User) -> dict | None:
     _require_circulating(folder)
     decision = data.get("decision")
     if decision == "reject":
-        _reject(folder, task, actor, "visa", data.get("comment"))
-    else:
-        _record_step(folder, task, actor, "visa", "approve", data.get("comment"))
+        return _reject(folder, task, actor, "visa", data.get("comment"))
+    _record_step(folder, task, actor, "visa", "approve", data.get("comment"))
     return None
 
 
@@ -687,6 +700,7 @@ def record_correction(task: HumanTask, data: dict, actor: User) -> dict | None:
     folder.completed_at = utcnow()
     _record_step(folder, task, actor, "correction", "abandon", data.get("comment"))
     audit.record("folder.abandon", actor=actor, object_type="folder", object_id=folder.id)
+    _folder_ended(folder)
     return None
 
 
@@ -755,10 +769,14 @@ def _record_step(
     return step
 
 
-_STEP_NAMES = {"seal": "Cachet serveur", "submit": "Dépôt du parapheur"}
+_STEP_NAMES = {
+    "seal": "Cachet serveur",
+    "submit": "Dépôt du parapheur",
+    "termination": "Circuit arrêté",
+}
 
 
-def _reject(folder: Folder, task: HumanTask, actor: User, kind: str, reason: str | None) -> None:
+def _reject(folder: Folder, task: HumanTask, actor: User, kind: str, reason: str | None) -> dict:
     reason = (reason or "").strip()
     if len(reason) < 3:
         raise ValidationFailed(
@@ -771,6 +789,8 @@ def _reject(folder: Folder, task: HumanTask, actor: User, kind: str, reason: str
     folder.rejected_at = utcnow()
     folder.rejected_version = folder.version
     _record_step(folder, task, actor, kind, "reject", reason)
+    # the drafter's correction task shows who refused and why
+    return {"rejection_reason": reason, "rejected_by": actor.name}
 
 
 def sign_step(task: HumanTask, data: dict, actor: User) -> dict | None:
@@ -782,8 +802,7 @@ def sign_step(task: HumanTask, data: dict, actor: User) -> dict | None:
         return None
     _require_circulating(folder)
     if data.get("decision") == "reject":
-        _reject(folder, task, actor, "signature", data.get("comment"))
-        return None
+        return _reject(folder, task, actor, "signature", data.get("comment"))
     principal, delegation = signing_capacity(task, folder, actor)
     certificate = active_certificate(actor)
     targets = folder.current_documents("main")
@@ -1080,6 +1099,20 @@ def is_signature_delegate(user: User, task: HumanTask) -> bool:
     )
 
 
+def delegated_signature_offers():
+    """``is_signature_delegate`` as SQL for the inbox's baskets: open signature tasks
+    offered by name to someone who delegated their signature to the reader (``me``),
+    under a delegation valid today (``day``); scope is checked at signing, as always."""
+    me, day = bindparam("me", type_=Integer), bindparam("day", type_=Date)
+    delegators = select(Delegation.delegator_id).where(
+        Delegation.delegate_id == me,
+        Delegation.revoked_at.is_(None),
+        Delegation.valid_from <= day,
+        or_(Delegation.valid_until.is_(None), Delegation.valid_until >= day),
+    )
+    return and_(HumanTask.form_key == "signature", TaskCandidate.user_id.in_(delegators))
+
+
 # --- seal ------------------------------------------------------------------------------------
 
 
@@ -1204,7 +1237,59 @@ def close_folder_of(instance) -> Folder | None:
         object_id=folder.id,
         data={"version": folder.version, "instance": instance.id},
     )
+    _folder_ended(folder)
     return folder
+
+
+def abandon_folder_of(instance, actor: User | None, reason: str = "") -> Folder | None:
+    """An administrator terminated the folder's circuit: the folder is abandoned. Run by
+    the engine in the terminating transaction."""
+    folder = folder_for_instance(instance.id)
+    if folder is None or folder.status in (FolderStatus.COMPLETED, FolderStatus.ABANDONED):
+        return folder
+    folder.status = FolderStatus.ABANDONED
+    folder.completed_at = folder.updated_at = utcnow()
+    step = _new_step(
+        folder,
+        None,
+        actor,
+        "termination",
+        "abandon",
+        reason or "Circuit arrêté par un administrateur.",
+    )
+    _audit_step(step, instance=instance.id)
+    audit.record(
+        "folder.abandon",
+        actor=actor,
+        object_type="folder",
+        object_id=folder.id,
+        data={"instance": instance.id, "reason": reason},
+    )
+    _folder_ended(folder)
+    return folder
+
+
+# Domains that put folders into the parapheur (a case's reply) are told when one of
+# theirs ends, in the ending transaction: ``listener(folder)``, by the folder's origin type.
+FolderListener = Callable[[Folder], None]
+_outcome_listeners: dict[str, list[FolderListener]] = {}
+
+
+def on_folder_outcome(origin_type: str) -> Callable[[FolderListener], FolderListener]:
+    """Register a listener told when a folder of that origin is completed or abandoned."""
+
+    def register(listener: FolderListener) -> FolderListener:
+        listeners = _outcome_listeners.setdefault(origin_type, [])
+        if listener not in listeners:
+            listeners.append(listener)
+        return listener
+
+    return register
+
+
+def _folder_ended(folder: Folder) -> None:
+    for listener in _outcome_listeners.get(folder.origin_type or "", []):
+        listener(folder)
 
 
 # --- batch signing -------------------------------------------------------------------------

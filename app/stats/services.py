@@ -6,10 +6,11 @@ Definitions (shown on the dashboard):
 - *volume*: incoming cases received in the period;
 - *accusés dans les délais*: among the cases whose acknowledgement is due (required, and
   either sent or past its deadline), those sent (e-mailed or printed) by the deadline;
-- *réponses dans le délai*: among the cases closed or already overdue, those closed by
-  their due date;
-- *délai médian / 90e centile*: working days from receipt to closing, closed cases only
-  (90th percentile by the nearest-rank method);
+- *réponses dans le délai*: among the cases answered or already overdue, those answered
+  by their due date — answered when the signed answer left (e-mailed or put in the print
+  batch), else when the case was closed (closed without a written answer);
+- *délai médian / 90e centile*: working days from receipt to that answer, answered cases
+  only (90th percentile by the nearest-rank method);
 - *stock* and *en retard*: cases still open at the end of the period (whatever their
   receipt date), and those of them past their due date.
 """
@@ -243,6 +244,7 @@ class _Case:
     received_at: datetime
     due_at: datetime | None
     closed_at: datetime | None
+    answered_at: datetime | None  # the signed answer left; else the closing counts
     status: str
     acknowledge: bool
     ack_due_at: datetime | None
@@ -261,6 +263,7 @@ def _cases(period: Period, unit_ids: set[int] | None, filters: dict) -> list[_Ca
             Correspondence.due_at,
             Correspondence.closed_at,
             Correspondence.status,
+            Correspondence.answered_at,
             CaseClock.acknowledge,
             CaseClock.ack_due_at,
             CaseClock.ack_sent_at,
@@ -297,10 +300,11 @@ def _cases(period: Period, unit_ids: set[int] | None, filters: dict) -> list[_Ca
                 received_at=row[5],
                 due_at=row[6],
                 closed_at=row[7],
+                answered_at=row[9] or row[7],
                 status=str(row[8]),
-                acknowledge=bool(row[9]) and row[12] != AckStatus.NOT_REQUIRED,
-                ack_due_at=row[10],
-                ack_sent_at=row[11],
+                acknowledge=bool(row[10]) and row[13] != AckStatus.NOT_REQUIRED,
+                ack_due_at=row[11],
+                ack_sent_at=row[12],
             )
         )
     return cases
@@ -360,15 +364,15 @@ def _count(row: Indicators, case: _Case, period: Period, now: datetime, calendar
             if sent is not None and sent <= case.ack_due_at:
                 row.ack_in_time += 1
     if case.due_at is not None:
-        if case.closed_at is not None:
+        if case.answered_at is not None:
             row.answers_measured += 1
-            if case.closed_at <= case.due_at:
+            if case.answered_at <= case.due_at:
                 row.answered_in_time += 1
         elif case.due_at < now:
             row.answers_measured += 1
-    if case.closed_at is not None:
+    if case.answered_at is not None:
         row.delays.append(
-            calendar.working_days_between(local_day(case.received_at), local_day(case.closed_at))
+            calendar.working_days_between(local_day(case.received_at), local_day(case.answered_at))
         )
 
 
