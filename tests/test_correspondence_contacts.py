@@ -349,6 +349,35 @@ def test_internal_note_about_a_contact_joins_its_history(app, client, office):
         assert f"{case.chrono} — Appel de Mme Lefèbvre au sujet du chantier" in titles
 
 
+def test_mail_office_names_the_sender_of_an_item_that_came_without_one(app, client, office):
+    helene = make_contact(app, CLERK, HELENE)
+    with app.app_context():
+        case_id = register(CLERK, subject="Sans expéditeur", data={"mail": {"from": "x@y.fr"}}).id
+    login(client, CLERK)
+    page = client.get(f"/correspondences/{case_id}").get_data(as_text=True)
+    assert "/contacts/autocomplete?target=sender_id" in page and "x@y.fr" in page
+    token = csrf_token(client, f"/correspondences/{case_id}")
+    response = client.post(
+        f"/correspondences/{case_id}/sender", data={"csrf_token": token, "sender_id": helene}
+    )
+    assert response.status_code == 302
+    page = client.get(f"/correspondences/{case_id}").get_data(as_text=True)
+    assert f'href="/contacts/{helene}"' in page
+    with app.app_context():
+        assert db.session.get(Correspondence, case_id).sender_id == helene
+        event = db.session.execute(
+            select(AuditEvent).where(AuditEvent.action == "correspondence.sender")
+        ).scalar_one()
+        assert event.data == {"from": None, "to": helene}
+    other = app.test_client()
+    login(other, RECRUITER)
+    token = csrf_token(other, "/correspondences")
+    refused = other.post(
+        f"/correspondences/{case_id}/sender", data={"csrf_token": token, "sender_id": helene}
+    )
+    assert refused.status_code == 403
+
+
 # --- merge -----------------------------------------------------------------------------------
 
 

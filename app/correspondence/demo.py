@@ -62,3 +62,11 @@ def deploy_processes() -> dict[str, int]:
 def load() -> dict[str, int]:
     """Idempotent: types of the registry, then the shipped circuits."""
     return {"case_types": load_case_types(), **deploy_processes()}
+
+
+def load_activity() -> dict[str, int]:
+    """Idempotent: a few dozen cases on every channel, at every stage (once every domain's
+    demo settings — letterhead, deadline rules, contacts — are there)."""
+    from app.correspondence import demo_activity
+
+    return demo_activity.load()

@@ -23,7 +23,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from app.auth.models import Group, User
-from app.core.errors import MissiveError, ValidationFailed
+from app.core.errors import Conflict, MissiveError, ValidationFailed
 from app.core.extensions import db
 from app.core.jsonforms import errors_by_field, form_fields
 from app.core.navigation import register_nav
@@ -162,6 +162,26 @@ def add_copy(case_id: int):
     else:
         db.session.commit()
         flash(_("Copie transmise."), "success")
+    return redirect(url_for("correspondence.show", case_id=case.id))
+
+
+@bp.post("/correspondences/<int:case_id>/sender")
+@login_required
+def set_sender(case_id: int):
+    case = services.get_case(case_id, current_user)
+    try:
+        contact = _picked_contact(request.form, "sender_id")
+        if contact is None:
+            raise ValidationFailed(
+                "Choisissez un contact.",
+                errors=[{"field": "sender_id", "message": "Choisissez un contact."}],
+            )
+        services.set_sender(case, contact, current_user)
+    except (ValidationFailed, Conflict) as error:
+        db.session.rollback()
+        flash(error.detail, "error")
+    else:
+        flash(_("Expéditeur enregistré : %(name)s.", name=contact.display_name), "success")
     return redirect(url_for("correspondence.show", case_id=case.id))
 
 
