@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app.auth.models import Group
 from app.contacts import services as contacts
 from app.contacts.models import Contact, ContactStatus, DuplicateCandidate
-from app.contacts.permissions import REFERENTS_GROUP
+from app.contacts.permissions import DPO_GROUP, REFERENTS_GROUP
 from app.contacts.timeline import timeline_for
 from app.core.audit import AuditEvent
 from app.core.extensions import db
@@ -475,6 +475,23 @@ def test_contact_page_hides_the_confidential_case_from_the_mail_office(app, clie
     login(recruiter, RECRUITER)
     page = recruiter.get(f"/contacts/{helene_cases['contact']}").get_data(as_text=True)
     assert helene_cases["application"] in page and "juriste" in page
+
+
+def test_gdpr_export_lists_every_case_of_the_person_confidential_ones_included(
+    app, make_user, helene_cases
+):
+    with app.app_context():
+        db.session.add(Group(name=DPO_GROUP, label="DPO"))
+        db.session.commit()
+    make_user(groups=[DPO_GROUP], email="dpo@example.test")
+    with app.app_context():
+        contact = db.session.get(Contact, helene_cases["contact"])
+        export = contacts.export_contact_data(contact, user("dpo@example.test"))
+    titles = {e["title"] for e in export["exchanges"] if e["kind"] == "case"}
+    assert titles == {
+        f"{helene_cases['roads']} — Nid-de-poule rue de la Paix",
+        f"{helene_cases['application']} — Candidature au poste de juriste",
+    }
 
 
 # --- retention ---------------------------------------------------------------------------------

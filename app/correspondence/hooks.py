@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import url_for
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.orm import selectinload
 
 from app.contacts.retention import RetentionSource, register_retention_source
@@ -52,12 +52,17 @@ HIDDEN_ROLES = {"raw_message", "ocr"}
 # --- the contact's timeline --------------------------------------------------------------
 
 
+def _visible(viewer):
+    return true() if viewer is None else visible_condition(viewer)
+
+
 def contact_cases(contact, viewer) -> list[TimelineEntry]:
-    """The cases of a contact the viewer may see, their documents and their answers."""
+    """The cases of a contact the viewer may see (all for the GDPR export, ``viewer``
+    None), their documents and their answers."""
     cases = list(
         db.session.execute(
             select(Correspondence)
-            .where(Correspondence.sender_id == contact.id, visible_condition(viewer))
+            .where(Correspondence.sender_id == contact.id, _visible(viewer))
             .options(
                 selectinload(Correspondence.attachments).selectinload(CaseDocument.document),
                 selectinload(Correspondence.case_type),
@@ -144,7 +149,7 @@ def _replies(contact, cases: list[Correspondence], viewer) -> list[TimelineEntry
         .where(
             CaseLink.kind == LinkKind.REPLY_TO,
             CaseLink.target_id.in_(list(chronos)),
-            visible_condition(viewer),
+            _visible(viewer),
         )
     ).all()
     return [
