@@ -101,6 +101,7 @@ CASES = [
         "Mon fils entre en sixième au collège de Machecoul ; comment l'inscrire au car ?",
         days_ago=1,
         type_code="demande_information",
+        steps=["claim"],
     ),
     DemoCase(
         "papier-apa",
@@ -237,7 +238,7 @@ CASES = [
         "Diplômée d'État, je souhaite rejoindre vos équipes de polyvalence de secteur.",
         form="candidature_spontanee",
         sender="44000",
-        steps=["examine:interview"],
+        steps=["examine:interview", "claim"],
     ),
     DemoCase(
         "web-candidature-nantes-2",
@@ -279,6 +280,7 @@ CASES = [
         "Juriste depuis six ans, je souhaite rejoindre la commande publique.",
         form="candidature_spontanee",
         sender="35000",
+        steps=["claim"],
     ),
     # --- internal notes --------------------------------------------------------------------------
     DemoCase(
@@ -673,13 +675,22 @@ def _worker_for(task: HumanTask) -> User:
     raise LookupError(f"personne pour la tâche « {task.name} »")
 
 
+CLAIMABLE = ("qualification", "traitement", "examen_candidature", "redaction_reponse")
+
+
 def _claim(case_id: int) -> None:
-    """The service's agent takes the item (it moves to their « À traiter »)."""
+    """The agent takes the item's current step (it moves to their « À traiter »)."""
     from app.engine.services import claim_task
 
-    task = _open_task(case_id, "traitement")
-    if task.assignee_id is None:
-        claim_task(task.id, _worker_for(task))
+    for form_key in CLAIMABLE:
+        try:
+            task = _open_task(case_id, form_key)
+        except LookupError:
+            continue
+        if task.assignee_id is None:
+            claim_task(task.id, _worker_for(task))
+        return
+    raise LookupError("aucune étape à prendre")
 
 
 def _complete(case_id: int, form_key: str, data: dict | None) -> None:
