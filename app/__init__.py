@@ -107,7 +107,9 @@ DOMAINS = (
     "admin",
     "stats",
 )
-_PARTS = ("models", "permissions", "handlers", "api", "tasks")
+# ``hooks``: what a domain plugs into the extension points of others (a contact's timeline,
+# the retention job, the documents of an inbox task…), loaded once every domain is there.
+_PARTS = ("models", "permissions", "handlers", "api", "tasks", "hooks")
 
 
 def domain_module(domain: str, part: str):

@@ -72,8 +72,16 @@ def test_token_revoke_command(app, client, make_user):
 
 
 def test_demo_load_and_audit_verify_commands(app):
+    from app.core.worker import huey
+
     runner = app.test_cli_runner()
-    assert json.loads(runner.invoke(args=["demo", "load"]).output)["users"] >= 40
+    huey.immediate = False  # as in `make run`: OCR and mails are left to the worker
+    try:
+        loaded = json.loads(runner.invoke(args=["demo", "load"]).output)
+    finally:
+        huey.flush()
+        huey.immediate = True
+    assert loaded["users"] >= 40 and loaded["demo_cases"] >= 30
     verified = runner.invoke(args=["audit", "verify"])
     assert verified.exit_code == 0
     assert json.loads(verified.output)["intact"] is True

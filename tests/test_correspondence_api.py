@@ -194,8 +194,41 @@ def test_case_type_list_is_configurable_from_the_command_line(app, registrar):
     assert result.exit_code == 0, result.output
     listing = runner.invoke(args=["case-type", "list"]).output
     assert '"code": "subvention"' in listing and '"web": "candidature"' in listing
+    assert '"target_days": 60' in listing
     from app.correspondence.services import get_case_type
+    from app.deadlines.clocks import resolve_rule
 
     with app.app_context():
         assert get_case_type("subvention").process_for("web") == "candidature"
         assert get_case_type("subvention").process_for("paper") == "courrier_entrant"
+        subvention = get_case_type("subvention")
+        assert resolve_rule(subvention.id, "email").target_days == 60  # working days
+        assert resolve_rule(subvention.id, "paper").target_days == 60
+
+
+def test_case_type_days_keep_the_other_delays_of_the_types_rule(app, registrar):
+    from app.correspondence.services import get_case_type
+    from app.deadlines.clocks import resolve_rule
+    from app.deadlines.services import save_rule
+
+    with app.app_context():
+        save_rule(
+            None,
+            type_code="reclamation",
+            channel=None,
+            silence_months=2,
+            implicit_decision="rejection",
+        )
+    runner = app.test_cli_runner()
+    args = ["case-type", "set", "--code", "reclamation", "--label", "Réclamation"]
+    assert runner.invoke(args=[*args, "--days", "10"]).exit_code == 0
+    refused = runner.invoke(args=[*args, "--days", "500"])
+    assert refused.exit_code == 1 and "Délai de réponse" in refused.output
+    assert runner.invoke(args=args).exit_code == 0  # no --days: the delays stay
+    with app.app_context():
+        rule = resolve_rule(get_case_type("reclamation").id, "paper")
+        assert (rule.target_days, rule.silence_months, rule.implicit_decision) == (
+            10,
+            2,
+            "rejection",
+        )

@@ -287,6 +287,15 @@ def test_mailbox_admin_page_adds_a_mailbox_and_hides_its_password(app, client, m
     assert missing.status_code == 422
 
 
+def test_mailbox_page_marks_only_its_own_menu_entry_as_current(client, make_user, registry):
+    login(client, make_user(role="admin"))
+    page = client.get("/admin/mailboxes/").get_data(as_text=True)
+    current = re.findall(r'<a href="([^"]+)" aria-current="page">', page)
+    assert current == ["/admin/mailboxes/"]
+    admin = client.get("/admin/").get_data(as_text=True)
+    assert re.findall(r'<a href="([^"]+)" aria-current="page">', admin) == ["/admin/"]
+
+
 def test_mailbox_admin_page_is_for_admins_only(client, clerk):
     assert client.get("/admin/mailboxes/").status_code == 403
 

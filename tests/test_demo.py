@@ -13,8 +13,8 @@ from tests.conftest import login
 
 def test_demo_loads_twice_without_duplicates(app):
     with app.app_context():
-        first = load_demo()
-        second = load_demo()
+        first = load_demo(activity=False)
+        second = load_demo(activity=False)
         users = db.session.scalar(select(func.count()).select_from(User))
         delegations = db.session.scalar(
             select(func.count()).select_from(OrgUnit).where(OrgUnit.kind == OrgUnitKind.DELEGATION)
@@ -28,7 +28,7 @@ def test_demo_loads_twice_without_duplicates(app):
 
 def test_demo_has_the_departements_shape(app):
     with app.app_context():
-        load_demo()
+        load_demo(activity=False)
         units = {u.code: u for u in db.session.execute(select(OrgUnit)).scalars()}
         assert units["dgs"].parent.code == "departement"
         assert units["svc-recrutement"].parent.code == "dir-rh"
@@ -41,7 +41,7 @@ def test_demo_has_the_departements_shape(app):
 
 def test_demo_agent_can_sign_in_and_see_their_name(app, client):
     with app.app_context():
-        load_demo()
+        load_demo(activity=False)
     response = login(client, "claire.martin@departement.test", DEMO_PASSWORD)
     assert response.status_code == 302
     assert "Claire Martin" in client.get("/").get_data(as_text=True)
@@ -52,7 +52,7 @@ def test_demo_ships_the_type_list_and_deploys_the_intake_circuits(app):
     from app.engine.services import list_definitions
 
     with app.app_context():
-        summary = load_demo()
+        summary = load_demo(activity=False)
         assert summary["case_types"] >= 5 and summary["process_versions"] >= 2
         assert summary["decision_versions"] >= 2
         keys = {d.key for d in list_definitions()}

@@ -643,6 +643,14 @@ def create_contact(data: dict, actor, *, allow_duplicate: bool = False):
     ``allow_duplicate``; weaker candidates are returned and queued for review.
     """
     require(actor, "create", "contact")
+    contact, found = _record_contact(data, actor, allow_duplicate=allow_duplicate)
+    db.session.commit()
+    return contact, found
+
+
+def _record_contact(data: dict, actor, *, allow_duplicate: bool, source: str | None = None):
+    """Check, record and audit a new contact in the caller's transaction (see
+    ``create_contact``); ``actor`` None is the system (an item arriving on its own)."""
     cleaned = _clean(data, None)
     if cleaned.errors:
         raise ValidationFailed("Le contact ne peut pas être enregistré.", errors=cleaned.errors)
@@ -667,18 +675,16 @@ def create_contact(data: dict, actor, *, allow_duplicate: bool = False):
     db.session.flush()
     for other, score, reasons in found:
         queue_duplicate_pair(contact, other, score, reasons)
+    data = {
+        "kind": str(contact.kind),
+        "duplicates": [c.id for c, _s, _r in found],
+        "allowed_duplicate": bool(obvious),
+    }
+    if source:
+        data["source"] = source
     audit.record(
-        "contact.create",
-        actor=actor,
-        object_type="contact",
-        object_id=contact.id,
-        data={
-            "kind": str(contact.kind),
-            "duplicates": [c.id for c, _s, _r in found],
-            "allowed_duplicate": bool(obvious),
-        },
+        "contact.create", actor=actor, object_type="contact", object_id=contact.id, data=data
     )
-    db.session.commit()
     return contact, found
 
 
@@ -1204,11 +1210,13 @@ def match_sender(*, email: str | None = None, data: dict | None = None) -> Sende
     """Find the contact behind an incoming item (``From:`` header or a web form's fields).
 
     ``email`` may be a bare address or a header (« Jean Dupont <jean@exemple.fr> »); ``data``
-    holds contact fields (names, postal code, phone, SIRET…). When nobody matches, the
+    holds contact fields (names, postal code, phone, SIRET…) and optionally ``name``, a
+    display name used when the names are not given apart. When nobody matches, the
     proposal holds what a new contact should be pre-filled with.
     """
     data = dict(data or {})
     display, address = parseaddr(email or "") if email else ("", "")
+    display = display or str(data.pop("name", None) or "").strip()
     proposal: dict[str, Any] = {k: v for k, v in data.items() if v not in (None, "")}
     if display and not any(proposal.get(k) for k in ("last_name", "organisation_name")):
         proposal.update(
@@ -1297,6 +1305,65 @@ def match_sender(*, email: str | None = None, data: dict | None = None) -> Sende
     return SenderMatch(None, 0.0, [], proposal)
 
 
+# The contract's fields an incoming item may carry about its sender.
+SENDER_FIELDS = (
+    "kind",
+    "civility",
+    "first_name",
+    "last_name",
+    "organisation_name",
+    "siret",
+    "rna",
+    "email",
+    "phone",
+    "address_lines",
+    "postal_code",
+    "city",
+)
+_ADDRESS_FIELDS = {"address_lines", "postal_code", "city", "country"}
+
+
+def resolve_sender(
+    *, email: str | None = None, data: dict | None = None, actor=None
+) -> SenderMatch:
+    """The contact behind an incoming item: the one ``match_sender`` finds, else a new
+    contact made from its pre-filled proposal, in the caller's transaction.
+
+    The contact base's rules apply to the new record: its checks (a field they refuse is
+    left out rather than losing the item), and duplicate detection — an obvious duplicate
+    is taken as the sender, weaker ones are queued for review. Without a name nothing is
+    created: ``contact`` is None and the proposal is returned for a person to complete.
+    ``actor`` is the agent registering the item, None when it arrived on its own.
+    """
+    found = match_sender(email=email, data=data)
+    if found.contact is not None:
+        return found
+    proposal = {k: v for k, v in found.proposal.items() if k in SENDER_FIELDS and v}
+    if not (proposal.get("last_name") or proposal.get("organisation_name")):
+        return found
+    for _attempt in range(3):
+        try:
+            contact, _candidates = _record_contact(
+                proposal, actor, allow_duplicate=False, source="intake"
+            )
+        except DuplicateFound as error:
+            best = max(error.extra["duplicates"], key=lambda d: d["score"])
+            contact = db.session.get(Contact, best["id"])
+            return SenderMatch(
+                contact, best["score"], ["duplicate", *best["reasons"]], found.proposal
+            )
+        except ValidationFailed as error:
+            refused = {str(e.get("field", "")).split(".")[0] for e in error.errors}
+            if refused & {"kind", "last_name", "organisation_name"}:
+                return found
+            if refused & (_ADDRESS_FIELDS | {"addresses", "line2", "line3", "line4", "line5"}):
+                refused |= _ADDRESS_FIELDS
+            proposal = {k: v for k, v in proposal.items() if k not in refused}
+            continue
+        return SenderMatch(contact, 1.0, ["created"], found.proposal)
+    return found
+
+
 # --------------------------------------------------------------------------- GDPR
 
 
@@ -1346,7 +1413,9 @@ def export_contact_data(contact: Contact, actor, *, file_format: str = "json") -
                 "service": e.service,
                 "source": e.source,
             }
-            for e in timeline_for(contact, actor)
+            # every exchange, confidential ones included: the right of access has no
+            # exceptions for the services' confidentiality (the DPO answers it)
+            for e in timeline_for(contact, None)
         ],
     }
     audit.record(

@@ -39,7 +39,8 @@ _sources: dict[str, TimelineSource] = {}
 
 
 def register_timeline_source(source: TimelineSource, name: str | None = None) -> TimelineSource:
-    """Add a source ``fn(contact, viewer) -> entries``; it must filter what the viewer sees."""
+    """Add a source ``fn(contact, viewer) -> entries``; it must filter what the viewer sees
+    (``viewer`` None: everything — the GDPR export of a person's data)."""
     _sources[name or f"{source.__module__}.{source.__qualname__}"] = source
     return source
 
@@ -50,7 +51,8 @@ def unregister_timeline_source(name: str) -> None:
 
 
 def timeline_for(contact, viewer, limit: int = 500) -> list[TimelineEntry]:
-    """Every entry the viewer may see about the contact, newest first."""
+    """Every entry the viewer may see about the contact, newest first (``viewer`` None:
+    every entry, for the GDPR export)."""
     entries: list[TimelineEntry] = []
     for name, source in _sources.items():
         for entry in source(contact, viewer) or ():

@@ -43,9 +43,17 @@ def main_navigation() -> list[dict]:
         if not current_user.has_role(item.role):
             continue
         url = url_for(item.endpoint)
-        current = request.path == url or (url != "/" and request.path.startswith(url))
         badge = item.badge(current_user) if item.badge else None
-        entries.append(
-            {"label": str(item.label), "url": url, "current": current, "badge": badge or None}
-        )
+        entries.append({"label": str(item.label), "url": url, "current": False, "badge": badge})
+    # The current entry is the one whose address is the longest prefix of the page's
+    # (/admin/mailboxes/ is « Boîtes fonctionnelles », not also « Administration »).
+    matching = [
+        e
+        for e in entries
+        if request.path == e["url"] or (e["url"] != "/" and request.path.startswith(e["url"]))
+    ]
+    if matching:
+        max(matching, key=lambda e: len(e["url"]))["current"] = True
+    for entry in entries:
+        entry["badge"] = entry["badge"] or None
     return entries

@@ -8,7 +8,8 @@ from flask import current_app, jsonify, request
 from flask_login import current_user
 
 from app.api import api_route, page_of, spec
-from app.contacts.models import Contact
+from app.contacts.models import Contact, ContactStatus
+from app.contacts.services import SENDER_FIELDS, current_record, resolve_sender
 from app.core.errors import ValidationFailed
 from app.core.extensions import db
 from app.core.pagination import parse_limit
@@ -21,7 +22,6 @@ from app.correspondence.models import (
     Correspondence,
     Direction,
 )
-from app.correspondence.senders import CONTACT_FIELDS, match_sender
 from app.documents.api import DOCUMENT_SCHEMA, document_json
 
 DEFAULT_MAX_FILE_MB = 25
@@ -32,7 +32,7 @@ SENDER_SCHEMA = {
         "id": {"type": "integer"},
         "name": {"type": "string", "maxLength": 300},
         "kind": {"type": "string", "enum": ["person", "organisation"]},
-        **{name: {"type": "string", "maxLength": 500} for name in CONTACT_FIELDS},
+        **{name: {"type": "string", "maxLength": 500} for name in SENDER_FIELDS if name != "kind"},
         "email": {"type": "string", "format": "email", "maxLength": 254},
     },
     "additionalProperties": False,
@@ -250,8 +250,14 @@ def _sender(details: dict | None, actor) -> Contact | None:
                 "Expéditeur inconnu.",
                 errors=[{"field": "sender.id", "message": "Contact introuvable."}],
             )
+        contact = current_record(contact)
+        if contact.status != ContactStatus.ACTIVE:
+            raise ValidationFailed(
+                "Expéditeur anonymisé.",
+                errors=[{"field": "sender.id", "message": "Ce contact est anonymisé."}],
+            )
         return contact
-    return match_sender({k: v for k, v in details.items() if k != "kind"}, actor)
+    return resolve_sender(data=dict(details), actor=actor).contact
 
 
 def uploaded_files(field_names: list[str] | None = None) -> list[services.IncomingFile]:

@@ -10,14 +10,14 @@ from app.correspondence.models import CaseType
 
 PROCESSES_DIR = PROJECT_ROOT / "processes"
 
-# (code, label, circuit, per-channel circuits, service target in days)
+# (code, label, circuit, per-channel circuits); delays are the deadlines domain's rules
 CASE_TYPES = [
-    ("demande_information", "Demande d'information", "courrier_entrant", {}, 30),
-    ("reclamation", "Réclamation", "courrier_entrant", {}, 30),
-    ("candidature", "Candidature", "candidature", {}, 30),
-    ("facture", "Facture", "courrier_entrant", {}, 30),
-    ("invitation", "Invitation", "courrier_entrant", {}, 15),
-    ("autre", "Autre", "courrier_entrant", {}, 60),
+    ("demande_information", "Demande d'information", "courrier_entrant", {}),
+    ("reclamation", "Réclamation", "courrier_entrant", {}),
+    ("candidature", "Candidature", "candidature", {}),
+    ("facture", "Facture", "courrier_entrant", {}),
+    ("invitation", "Invitation", "courrier_entrant", {}),
+    ("autre", "Autre", "courrier_entrant", {}),
 ]
 
 
@@ -25,7 +25,7 @@ def load_case_types() -> int:
     """Create the missing types of the default list; return how many were added."""
     existing = set(db.session.execute(select(CaseType.code)).scalars())
     added = 0
-    for position, (code, label, process, per_channel, days) in enumerate(CASE_TYPES):
+    for position, (code, label, process, per_channel) in enumerate(CASE_TYPES):
         if code in existing:
             continue
         db.session.add(
@@ -34,7 +34,6 @@ def load_case_types() -> int:
                 label=label,
                 process_key=process,
                 channel_processes=per_channel,
-                target_days=days,
                 position=position * 10,
             )
         )
@@ -63,3 +62,11 @@ def deploy_processes() -> dict[str, int]:
 def load() -> dict[str, int]:
     """Idempotent: types of the registry, then the shipped circuits."""
     return {"case_types": load_case_types(), **deploy_processes()}
+
+
+def load_activity() -> dict[str, int]:
+    """Idempotent: a few dozen cases on every channel, at every stage (once every domain's
+    demo settings — letterhead, deadline rules, contacts — are there)."""
+    from app.correspondence import demo_activity
+
+    return demo_activity.load()

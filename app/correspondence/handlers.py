@@ -1,4 +1,8 @@
-"""Service-task handlers of the intake circuits (they change the case, never the engine)."""
+"""Service-task handlers of the intake circuits (they change the case, never the engine).
+
+Each handler that changes what the inbox shows about the case (type, service,
+délégation) returns the case variables again, so the next tasks carry them.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +40,10 @@ def qualify(context: HandlerContext) -> dict:
         subject=context.data.get("subject") or None,
         confidentiality=context.data.get("confidentiality") or None,
     )
-    return {"type_code": case.case_type.code if case.case_type else ""}
+    return {
+        **services.case_variables(case),
+        "type_code": case.case_type.code if case.case_type else "",
+    }
 
 
 @service_handler("correspondence_distribute")
@@ -48,7 +55,7 @@ def distribute(context: HandlerContext) -> dict:
     if isinstance(copies, str):
         copies = [c.strip() for c in copies.split(",") if c.strip()]
     services.assign_service(case, group, None, copies=copies)
-    return {"service_group": case.service_group}
+    return {**services.case_variables(case), "service_group": case.service_group}
 
 
 @service_handler("correspondence_redirect")
@@ -57,7 +64,12 @@ def redirect(context: HandlerContext) -> dict:
     case = _case(context)
     target = context.data.get("redirect_to")
     services.redirect_case(case, target, context.data.get("reason") or "", None)
-    return {"service_group": case.service_group, "action": None, "redirect_to": None}
+    return {
+        **services.case_variables(case),
+        "service_group": case.service_group,
+        "action": None,
+        "redirect_to": None,
+    }
 
 
 @service_handler("correspondence_send_answer")

@@ -109,6 +109,8 @@ EVENT_LABELS = {
     "correspondence.answer": "Réponse signée enregistrée",
     "correspondence.answer_sent": "Réponse envoyée",
     "correspondence.answers_printed": "Réponse imprimée",
+    "correspondence.sender": "Expéditeur renseigné",
+    "correspondence.anonymise": "Anonymisé (durée de conservation échue)",
 }
 LINK_LABELS = {
     LinkKind.REPLY_TO: "Réponse à",
@@ -121,8 +123,8 @@ class CaseType(db.Model):
     """A kind of item (demande d'information, réclamation, candidature…), set by admins.
 
     ``process_key`` is the circuit each new item of this type starts; ``channel_processes``
-    overrides it per channel (``{"web": "…"}``). ``target_days`` is the service target
-    used for the due date.
+    overrides it per channel (``{"web": "…"}``). Its delays are the deadlines domain's
+    rules (``DeadlineRule``).
     """
 
     __tablename__ = "case_type"
@@ -132,7 +134,6 @@ class CaseType(db.Model):
     label: Mapped[str] = mapped_column(String(200))
     process_key: Mapped[str | None] = mapped_column(String(200))
     channel_processes: Mapped[dict] = mapped_column(JSONType, default=dict)
-    target_days: Mapped[int] = mapped_column(Integer, default=30)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     position: Mapped[int] = mapped_column(Integer, default=100)
 
@@ -197,6 +198,8 @@ class Correspondence(db.Model):
     # When the signed answer left (e-mailed or put in the print queue): the end of the
     # service clock for the dashboard (a case closed without an answer uses closed_at).
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the retention period ran out and the case's personal data was erased.
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     process_instance_id: Mapped[int | None] = mapped_column(
         ForeignKey("process_instance.id", ondelete="SET NULL"), index=True
     )

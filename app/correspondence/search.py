@@ -24,13 +24,6 @@ _INSERT_PG = text(
 _INSERT_SQLITE = text(
     "INSERT INTO case_search (correspondence_id, content, vector) VALUES (:id, :content, NULL)"
 )
-_INSERT_PG = text(
-    "INSERT INTO case_search (correspondence_id, content, vector) "
-    "VALUES (:id, :content, to_tsvector('french', :content))"
-)
-_INSERT_SQLITE = text(
-    "INSERT INTO case_search (correspondence_id, content, vector) VALUES (:id, :content, NULL)"
-)
 
 
 def case_text(case: Correspondence, extra: list[str] | None = None) -> str:
@@ -83,6 +76,17 @@ def append_text(case: Correspondence, more: str) -> None:
     row.content = (row.content + "\n" + more)[:MAX_CONTENT]
     db.session.flush()
     _refresh(case.id, row.content)
+
+
+def forget(case_id: int) -> None:
+    """Remove a case from the index (it is being deleted), in the caller's transaction."""
+    db.session.execute(
+        text("DELETE FROM case_search WHERE correspondence_id = :id"), {"id": case_id}
+    )
+    if not is_postgresql():
+        db.session.execute(
+            text("DELETE FROM correspondence_fts WHERE rowid = :id"), {"id": case_id}
+        )
 
 
 def _refresh(case_id: int, content: str) -> None:

@@ -8,12 +8,13 @@ commit, then distribute (start the circuit configured for the type and channel).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
-from app.auth.models import Group, User
+from app.auth.models import Group, OrgUnit, OrgUnitKind, User
 from app.contacts.models import Contact
 from app.core import audit
 from app.core.db import utcnow
@@ -23,6 +24,7 @@ from app.core.pagination import keyset_page
 from app.core.permissions import require
 from app.correspondence import numbering, search
 from app.correspondence.models import (
+    CHANNEL_LABELS,
     CaseAccess,
     CaseCopy,
     CaseDocument,
@@ -110,7 +112,6 @@ def save_case_type(
     *,
     process_key: str | None = None,
     channel_processes: dict | None = None,
-    target_days: int = 30,
     position: int = 100,
     active: bool = True,
     actor: User | None = None,
@@ -126,7 +127,6 @@ def save_case_type(
     case_type.label = label
     case_type.process_key = process_key
     case_type.channel_processes = channel_processes or {}
-    case_type.target_days = target_days
     case_type.position = position
     case_type.active = active
     db.session.flush()
@@ -135,10 +135,45 @@ def save_case_type(
         actor=actor,
         object_type="case_type",
         object_id=case_type.id,
-        data={"code": code, "process_key": process_key, "target_days": target_days},
+        data={"code": code, "process_key": process_key},
     )
     db.session.commit()
     return case_type
+
+
+# --- senders -----------------------------------------------------------------------------
+
+
+def chosen_contact(contact_id: int, actor: User | None, field: str = "sender_id") -> Contact:
+    """The contact an agent picked as sender (its current record after a merge)."""
+    from app.contacts.models import ContactStatus
+    from app.contacts.services import current_record
+
+    contact = db.session.get(Contact, contact_id)
+    if contact is None:
+        raise ValidationFailed(
+            "Expéditeur inconnu.", errors=[{"field": field, "message": "Contact introuvable."}]
+        )
+    if actor is not None:
+        require(actor, "read", "contact", contact)
+    contact = current_record(contact)
+    if contact.status != ContactStatus.ACTIVE:
+        raise ValidationFailed(
+            "Expéditeur anonymisé.",
+            errors=[{"field": field, "message": "Ce contact est anonymisé."}],
+        )
+    return contact
+
+
+def sender_from_details(details: dict, actor: User | None) -> Contact | None:
+    """The sender described by typed details: found in the contact base, else recorded
+    from them (its checks and duplicate detection apply); None when nothing names anyone."""
+    from app.contacts.services import resolve_sender
+
+    details = {k: v.strip() for k, v in details.items() if isinstance(v, str) and v.strip()}
+    if not details:
+        return None
+    return resolve_sender(data=details, actor=actor).contact
 
 
 # --- registration ----------------------------------------------------------------------
@@ -197,7 +232,7 @@ def record_case(intake: Intake, actor: User | None = None) -> Correspondence:
     if intake.service_group:
         group = _group(intake.service_group)
         case.service_group = intake.service_group
-        case.service_id = group.org_unit_id if group is not None else None
+        case.service = group.org_unit if group is not None else None
     db.session.add(case)
     deadlines.start_clocks(case)
     # Flushes are the cost of the ingest's hot path: the case is inserted by the first
@@ -360,19 +395,69 @@ def process_data(case: Correspondence) -> dict:
     """The variables a case's circuit starts with (ids and short texts, never bytes)."""
     sender = case.sender
     return {
-        "correspondence_id": case.id,
-        "chrono": case.chrono,
-        "channel": str(case.channel),
+        **case_variables(case),
+        "channel_code": str(case.channel),
         "type_code": case.case_type.code if case.case_type else "",
-        "subject": case.subject,
         "confidentiality": str(case.confidentiality),
-        "sender_name": sender.display_name if sender else "",
         "postal_code": ((case.data or {}).get("form") or {}).get("postal_code")
         or (sender.postal_code if sender else None)
         or "",
         "service_group": case.service_group or "",
         **deadlines.timer_data(case),
     }
+
+
+def case_variables(case: Correspondence) -> dict:
+    """What the inbox shows and searches about a case (the engine copies these variables
+    onto each task of its circuit): number, subject, sender, type, channel, service,
+    délégation, date received, and the amount when the item states one."""
+    sender = case.sender
+    variables = {
+        "correspondence_id": case.id,
+        "chrono": case.chrono,
+        "subject": case.subject,
+        "sender_name": sender.display_name if sender else "",
+        "type": case.case_type.label if case.case_type else "",
+        "channel": CHANNEL_LABELS[Channel(case.channel)],
+        "service": _service_label(case),
+        "delegation": _delegation_name(case.service),
+        "received_at": case.received_at.isoformat(),
+    }
+    amount = _amount(case.data or {})
+    if amount is not None:
+        variables["amount"] = amount
+    return variables
+
+
+def _service_label(case: Correspondence) -> str:
+    if case.service is not None:
+        return case.service.name
+    group = _group(case.service_group)
+    return group.label if group is not None else (case.service_group or "")
+
+
+def _delegation_name(unit: OrgUnit | None) -> str:
+    while unit is not None:
+        if unit.kind == OrgUnitKind.DELEGATION:
+            return unit.name
+        unit = unit.parent
+    return ""
+
+
+def _amount(data: dict) -> float | int | None:
+    for source in (data, data.get("form") or {}):
+        for key in ("amount", "montant"):
+            value = source.get(key)
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int | float):
+                return value
+            if isinstance(value, str):
+                try:
+                    return float(value.replace("\u202f", "").replace(" ", "").replace(",", "."))
+                except ValueError:
+                    continue
+    return None
 
 
 def _claim_distribution(case_id: int) -> bool:
@@ -586,7 +671,7 @@ def assign_service(
             errors=[{"field": "service_group", "message": f"Groupe inconnu : {group_name}."}],
         )
     case.service_group = group.name
-    case.service_id = group.org_unit_id
+    case.service = group.org_unit
     case.status = CaseStatus.IN_PROGRESS
     for name in copies or []:
         add_copy(case, name, actor)
@@ -762,3 +847,88 @@ def record_reply(
         data={"summary": summary[:300], "documents": [d.id for d in documents]},
     )
     return documents
+
+
+def set_sender(case: Correspondence, contact: Contact | None, actor: User | None) -> Correspondence:
+    """Name (or correct) the sender of a case; commits."""
+    if actor is not None:
+        require(actor, "manage", "correspondence", case)
+    if case.purged_at is not None:
+        raise Conflict("Ce courrier est anonymisé.")
+    previous = case.sender_id
+    if contact is None or previous != contact.id:
+        case.sender = contact
+        search.index_case(case)
+        audit.record(
+            "correspondence.sender",
+            actor=actor,
+            object_type="correspondence",
+            object_id=case.id,
+            data={"from": previous, "to": contact.id if contact else None},
+        )
+    db.session.commit()
+    return case
+
+
+# --- retention ---------------------------------------------------------------------------
+
+ANONYMISED_SUBJECT = "Courrier anonymisé (durée de conservation échue)"
+# What an anonymised case keeps of its free data: nothing that names anyone.
+KEPT_DATA = ("form_key",)
+CasePurgeListener = Callable[[Correspondence, str], None]
+_purge_listeners: list[CasePurgeListener] = []
+
+
+def on_case_purge(listener: CasePurgeListener) -> CasePurgeListener:
+    """Register ``listener(case, action)``, called before a case is anonymised or deleted
+    at the end of its retention period: the domains keeping something about the case
+    (e-mails, notices) erase it there."""
+    _purge_listeners.append(listener)
+    return listener
+
+
+def purge_case(case: Correspondence, action: str = "anonymise") -> None:
+    """End a closed case's retention period (caller's transaction).
+
+    ``anonymise`` keeps what statistics read — number, dates, type, channel, service,
+    status, clocks — and erases the rest: sender, subject, summary, form answers,
+    documents, e-mails. ``delete`` removes the case from the registry altogether (its
+    figures leave the statistics too).
+    """
+    if case.status != CaseStatus.CLOSED:
+        raise Conflict(f"Le courrier {case.chrono} n'est pas clos.")
+    for listener in _purge_listeners:
+        listener(case, action)
+    if action == "delete":
+        case_id, chrono = case.id, case.chrono
+        search.forget(case_id)
+        db.session.expunge(case)
+        db.session.execute(
+            delete(Correspondence)
+            .where(Correspondence.id == case_id)
+            .execution_options(synchronize_session=False)
+        )
+        audit.record(
+            "correspondence.delete",
+            object_type="correspondence",
+            object_id=case_id,
+            data={"chrono": chrono, "reason": "retention"},
+        )
+        return
+    case.sender = None
+    case.subject = ANONYMISED_SUBJECT
+    case.summary = None
+    case.data = {k: v for k, v in (case.data or {}).items() if k in KEPT_DATA}
+    case.flags = {}
+    case.attachments.clear()
+    for redirect in case.redirects:
+        redirect.reason = "—"
+    case.purged_at = utcnow()
+    db.session.flush()
+    search.index_case(case)
+    audit.record(
+        "correspondence.anonymise",
+        object_type="correspondence",
+        object_id=case.id,
+        data={"reason": "retention"},
+    )

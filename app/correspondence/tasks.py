@@ -45,14 +45,14 @@ def confirmation_job(case_id: int) -> None:
     from app.core.extensions import db
     from app.correspondence.models import Correspondence
     from app.correspondence.webforms import confirmation_text
-    from app.mail.smtp import send_text
+    from app.mail.outgoing import send_mail
 
     case = db.session.get(Correspondence, case_id)
     address = (case.data or {}).get("form", {}).get("email") if case else None
     if not address:
         return
     subject, body = confirmation_text(case)
-    message_id = send_text(address, subject, body)
+    message_id = send_mail(address, subject, body)
     record(
         "correspondence.confirmation_sent",
         object_type="correspondence",

@@ -23,7 +23,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from app.auth.models import Group, User
-from app.core.errors import MissiveError, ValidationFailed
+from app.core.errors import Conflict, MissiveError, ValidationFailed
 from app.core.extensions import db
 from app.core.jsonforms import errors_by_field, form_fields
 from app.core.navigation import register_nav
@@ -45,7 +45,6 @@ from app.correspondence.models import (
     LinkKind,
 )
 from app.correspondence.permissions import is_mail_office
-from app.correspondence.senders import match_sender
 from app.documents.services import content, get_document
 
 bp = Blueprint("correspondence", __name__, template_folder="templates")
@@ -168,6 +167,26 @@ def add_copy(case_id: int):
     return redirect(url_for("correspondence.show", case_id=case.id))
 
 
+@bp.post("/correspondences/<int:case_id>/sender")
+@login_required
+def set_sender(case_id: int):
+    case = services.get_case(case_id, current_user)
+    try:
+        contact = _picked_contact(request.form, "sender_id")
+        if contact is None:
+            raise ValidationFailed(
+                "Choisissez un contact.",
+                errors=[{"field": "sender_id", "message": "Choisissez un contact."}],
+            )
+        services.set_sender(case, contact, current_user)
+    except (ValidationFailed, Conflict) as error:
+        db.session.rollback()
+        flash(error.detail, "error")
+    else:
+        flash(_("Expéditeur enregistré : %(name)s.", name=contact.display_name), "success")
+    return redirect(url_for("correspondence.show", case_id=case.id))
+
+
 @bp.post("/correspondences/<int:case_id>/links")
 @login_required
 def add_link(case_id: int):
@@ -214,6 +233,14 @@ def _sender_from_form(form) -> dict:
     }
 
 
+def _picked_contact(form, name: str):
+    """The contact chosen with the picker ``name`` (None when nothing was chosen)."""
+    raw = (form.get(name) or "").strip()
+    if not raw.isdigit():
+        return None
+    return services.chosen_contact(int(raw), current_user, field=name)
+
+
 @bp.route("/correspondences/paper/new", methods=["GET", "POST"])
 @login_required
 def paper_new():
@@ -230,7 +257,11 @@ def paper_new():
                     errors=[{"field": "received_at", "message": "Ce champ est obligatoire."}],
                 )
             batch = request.form.get("mode") == "batch"
-            sender = None if batch else match_sender(_sender_from_form(request.form))
+            sender = None
+            if not batch:
+                sender = _picked_contact(request.form, "sender_id") or services.sender_from_details(
+                    _sender_from_form(request.form), current_user
+                )
             cases = services.register_paper(
                 scans,
                 current_user,
@@ -256,7 +287,16 @@ def paper_new():
         types=services.list_case_types(),
         errors=errors,
         values=values,
+        sender=_picked_for_display(values, "sender_id"),
     ), (422 if errors else 200)
+
+
+def _picked_for_display(form, name: str):
+    """The contact a form being shown again had chosen (so the picker keeps it)."""
+    try:
+        return _picked_contact(form, name)
+    except MissiveError:
+        return None
 
 
 @bp.get("/correspondences/separator-sheets")
@@ -303,6 +343,7 @@ def note_new():
                         request.form.get("confidentiality") or "normal"
                     ),
                     data={"author": current_user.email},
+                    sender=_picked_contact(request.form, "contact_id"),
                     files=uploaded_files(["files"]),
                 ),
                 current_user,
@@ -315,7 +356,11 @@ def note_new():
             flash(_("Note enregistrée sous le n° %(chrono)s.", chrono=case.chrono), "success")
             return redirect(url_for("correspondence.show", case_id=case.id))
     return render_template(
-        "correspondence/note_new.html", groups=_groups(), errors=errors, values=request.form
+        "correspondence/note_new.html",
+        groups=_groups(),
+        errors=errors,
+        values=request.form,
+        contact=_picked_for_display(request.form, "contact_id"),
     ), (422 if errors else 200)
 
 

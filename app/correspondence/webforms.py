@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
+from app.contacts.services import SENDER_FIELDS, resolve_sender
 from app.core.db import utcnow
 from app.core.errors import MissiveError, NotFound, ValidationFailed
 from app.core.extensions import db
@@ -25,7 +26,6 @@ from app.core.validation import schema_errors
 from app.correspondence import files as filetypes
 from app.correspondence import services
 from app.correspondence.models import Channel, Correspondence, FormSubmissionLog
-from app.correspondence.senders import CONTACT_FIELDS, match_sender
 from app.engine.forms import FORMS_DIR
 
 HONEYPOT_FIELD = "site_web"
@@ -150,7 +150,7 @@ def submit(key: str, form: MultiDict, uploads: MultiDict, address: str | None) -
     if errors:
         _log(who, key, accepted=False)
         raise ValidationFailed("Le formulaire contient des erreurs.", errors=errors)
-    sender = match_sender({k: data.get(k) for k in CONTACT_FIELDS})
+    sender = resolve_sender(data={k: data[k] for k in SENDER_FIELDS if data.get(k)}).contact
     summary_field = public.get("summary")
     case = services.register_case(
         services.Intake(

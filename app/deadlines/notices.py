@@ -12,7 +12,7 @@ from app.deadlines.models import DeadlineNotice, ImplicitDecision
 from app.deadlines.receipts import french_date
 from app.documents.models import Document
 from app.documents.services import content
-from app.mail.smtp import send_text
+from app.mail.outgoing import send_mail
 
 
 def send(notice: DeadlineNotice, case: Correspondence) -> str:
@@ -23,7 +23,7 @@ def send(notice: DeadlineNotice, case: Correspondence) -> str:
         document = db.session.get(Document, notice.document_id)
         attachments.append((document.filename, document.mime_type, content(document)))
     reply_to = case.service.email if case.service is not None else None
-    return send_text(notice.recipients, subject, body, reply_to=reply_to, attachments=attachments)
+    return send_mail(notice.recipients, subject, body, reply_to=reply_to, attachments=attachments)
 
 
 def _case_url(case: Correspondence) -> str:

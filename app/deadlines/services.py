@@ -102,8 +102,10 @@ def save_rule(
     implicit_decision: str | None = None,
 ) -> DeadlineRule:
     """Create or replace the delays of a case type on a channel (both optional); a field
-    left empty is inherited from the less specific rules."""
-    require(actor, "manage", "deadline_rule")
+    left empty is inherited from the less specific rules. ``actor`` None is the command
+    line."""
+    if actor is not None:
+        require(actor, "manage", "deadline_rule")
     errors: list[dict] = []
     case_type = None
     if type_code:
@@ -153,7 +155,7 @@ def save_rule(
         db.session.add(rule)
     for name, value in values.items():
         setattr(rule, name, value)
-    rule.updated_at, rule.updated_by_id = utcnow(), actor.id
+    rule.updated_at, rule.updated_by_id = utcnow(), getattr(actor, "id", None)
     db.session.flush()
     audit.record(
         "deadline_rule.create" if created else "deadline_rule.update",
@@ -164,6 +166,43 @@ def save_rule(
     )
     db.session.commit()
     return rule
+
+
+def set_type_target_days(type_code: str, target_days: int, actor: User | None) -> DeadlineRule:
+    """Set the response delay (working days) of a case type on every channel, keeping the
+    other delays of its rule (``missive case-type set --days``)."""
+    case_type = db.session.execute(
+        select(CaseType).where(CaseType.code == type_code)
+    ).scalar_one_or_none()
+    current = (
+        db.session.execute(
+            select(DeadlineRule).where(
+                DeadlineRule.case_type_id == case_type.id, DeadlineRule.channel.is_(None)
+            )
+        ).scalar_one_or_none()
+        if case_type is not None
+        else None
+    )
+    kept = {
+        name: getattr(current, name) if current is not None else None
+        for name in (
+            "ack_days",
+            "acknowledge",
+            "reminder_days",
+            "silence_months",
+            "implicit_decision",
+        )
+    }
+    return save_rule(actor, type_code=type_code, channel=None, target_days=target_days, **kept)
+
+
+def type_target_days(case_type: CaseType) -> int | None:
+    """The response delay (working days) set for a case type on every channel, if any."""
+    return db.session.execute(
+        select(DeadlineRule.target_days).where(
+            DeadlineRule.case_type_id == case_type.id, DeadlineRule.channel.is_(None)
+        )
+    ).scalar_one_or_none()
 
 
 def delete_rule(rule_id: int, actor: User) -> None:

@@ -15,15 +15,20 @@ from app.core.security import hash_password
 from app.demo.organisation import DEMO_PASSWORD, GROUPS, UNITS, USERS
 
 
-def load_demo() -> dict[str, int]:
-    """Load the demo organisation, then each domain's demo data (``app.<domain>.demo``)."""
+def load_demo(activity: bool = True) -> dict[str, int]:
+    """Load the demo organisation, then each domain's demo data (``app.<domain>.demo``),
+    then — with ``activity`` — each domain's demo activity (``load_activity()``: items
+    worked on by the demo agents, once every domain's settings are there)."""
     from app import DOMAINS, domain_module
 
     summary = load_organisation()
-    for domain in DOMAINS:
-        module = domain_module(domain, "demo")
+    modules = [domain_module(domain, "demo") for domain in DOMAINS]
+    for module in modules:
         if module is not None:
             summary.update(module.load() or {})
+    for module in modules if activity else []:
+        if module is not None and hasattr(module, "load_activity"):
+            summary.update(module.load_activity() or {})
     return summary
 
 

@@ -419,6 +419,27 @@ def register_task_documents(provider: TaskDocuments) -> TaskDocuments:
     return provider
 
 
+# A domain names the audited objects behind a task's case (e.g. its registry entry):
+# ``provider(task) -> [(object_type, object_id)]``; their events join the task's history.
+TaskHistory = Callable[[HumanTask], Iterable[tuple[str, int | str]]]
+_history_providers: list[TaskHistory] = []
+_history_labels: dict[str, str] = {}
+
+
+def register_task_history(
+    provider: TaskHistory, labels: dict[str, str] | None = None
+) -> TaskHistory:
+    """Add the events of the case's own objects to a task's history, with their labels."""
+    _history_providers.append(provider)
+    _history_labels.update(labels or {})
+    return provider
+
+
+def history_labels() -> dict[str, str]:
+    """Labels of the events the domains add to task histories."""
+    return dict(_history_labels)
+
+
 def reassign_candidates(task: HumanTask, limit: int = 300) -> list[User]:
     """Active colleagues a task may be given to: members of its groups, named candidates."""
     groups = task.candidate_groups or []
@@ -464,19 +485,18 @@ def case_history(task: HumanTask) -> list[audit.AuditEvent]:
             select(HumanTask.id).where(HumanTask.instance_id == task.instance_id)
         ).scalars()
     ]
-    stmt = (
-        select(audit.AuditEvent)
-        .where(
-            or_(
-                (audit.AuditEvent.object_type == "process_instance")
-                & (audit.AuditEvent.object_id == str(task.instance_id)),
-                (audit.AuditEvent.object_type == "human_task")
-                & audit.AuditEvent.object_id.in_(task_ids),
+    conditions = [
+        (audit.AuditEvent.object_type == "process_instance")
+        & (audit.AuditEvent.object_id == str(task.instance_id)),
+        (audit.AuditEvent.object_type == "human_task") & audit.AuditEvent.object_id.in_(task_ids),
+    ]
+    for provider in _history_providers:
+        for object_type, object_id in provider(task) or []:
+            conditions.append(
+                (audit.AuditEvent.object_type == object_type)
+                & (audit.AuditEvent.object_id == str(object_id))
             )
-        )
-        .order_by(audit.AuditEvent.id)
-        .limit(500)
-    )
+    stmt = select(audit.AuditEvent).where(or_(*conditions)).order_by(audit.AuditEvent.id).limit(500)
     return list(db.session.execute(stmt).scalars())
 
 

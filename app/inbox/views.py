@@ -263,7 +263,7 @@ def _task_page(task: HumanTask, *, values=None, errors=None, status: int = 200):
             on_behalf=db.session.get(User, absent_id) if absent_id else None,
             documents=docs,
             history=history,
-            history_labels=HISTORY_LABELS,
+            history_labels={**services.history_labels(), **HISTORY_LABELS},
             comments=services.task_comments(task),
             following=services.is_following(current_user, task.instance_id),
             overdue=queries.is_overdue(task, queries.Viewer.of(current_user).now),

@@ -26,6 +26,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.auth.models import Group, User
+from app.contacts.services import resolve_sender
 from app.core import audit
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound, ValidationFailed
@@ -41,7 +42,6 @@ from app.correspondence.models import (
     LinkKind,
 )
 from app.correspondence.search import CHRONO_RE
-from app.correspondence.senders import match_sender
 from app.documents import storage
 from app.documents.storage import StorageError
 from app.mail import crypto, imap
@@ -335,8 +335,8 @@ def ingest_message(
             flags["unparsed"] = "; ".join(parsed.problems)[:1000] or "Message illisible"
         if quarantined:
             flags["quarantine"] = quarantined
-        sender = match_sender(
-            {"email": parsed.from_address, "name": parsed.from_name}
+        sender = (
+            resolve_sender(email=parsed.from_address, data={"name": parsed.from_name}).contact
             if parsed.from_address
             else None
         )

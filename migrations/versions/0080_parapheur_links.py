@@ -1,7 +1,7 @@
 """answers to incoming mail
 
 Revision ID: 0080_parapheur_links
-Revises: 0060_deadlines
+Revises: 0070_integration_links
 Create Date: 2026-11-28 23:26:58.531142
 
 """
@@ -13,7 +13,7 @@ import app.core.db
 
 # revision identifiers, used by Alembic.
 revision = '0080_parapheur_links'
-down_revision = '0060_deadlines'
+down_revision = '0070_integration_links'
 branch_labels = None
 depends_on = None
 
