@@ -231,19 +231,21 @@ class SaveReport:
 def save(instance: ProcessInstance, workflow: BpmnWorkflow, actor: User | None) -> SaveReport:
     """Serialize once and bring the derived rows in line with the workflow (one flush)."""
     report = SaveReport()
+    active = workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED)
+    ready = [t for t in active if t.has_state(TaskState.READY)]  # one walk of the tree
     with db.session.no_autoflush:
-        report.new_tasks = _sync_human_tasks(instance, workflow, actor)
+        report.new_tasks = _sync_human_tasks(instance, ready, workflow, actor)
         instance.state = workflow_state(workflow)
         instance.lock_version += 1
         instance.updated_at = utcnow()
-        instance.summary = _summary(_last_data(workflow))
+        instance.summary = _summary(_last_data(workflow, active))
         completed = workflow.is_completed() and instance.status == InstanceStatus.RUNNING
         if completed:
             instance.status = InstanceStatus.COMPLETED
             instance.ended_at = utcnow()
         _sync_timers(instance, workflow)
         _sync_messages(instance, workflow)
-        report.new_jobs = _sync_jobs(instance, workflow)
+        report.new_jobs = _sync_jobs(instance, ready)
     db.session.flush()
     for row in report.new_tasks:  # after the flush: listeners see ids and may add rows
         for listener in _task_listeners:
@@ -254,10 +256,9 @@ def save(instance: ProcessInstance, workflow: BpmnWorkflow, actor: User | None) 
     return report
 
 
-def _last_data(workflow: BpmnWorkflow) -> dict:
-    ready = workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED)
-    if ready:
-        return ready[0].data
+def _last_data(workflow: BpmnWorkflow, active: list) -> dict:
+    if active:
+        return active[0].data
     return workflow.last_task.data if workflow.last_task is not None else workflow.data
 
 
@@ -288,8 +289,8 @@ def _human(task) -> bool:
     return task.task_spec.manual and not isinstance(task.task_spec, HandlerServiceTask)
 
 
-def _sync_human_tasks(instance, workflow, actor) -> list[HumanTask]:
-    ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY) if _human(t)}
+def _sync_human_tasks(instance, ready_tasks: list, workflow, actor) -> list[HumanTask]:
+    ready = {str(t.id): t for t in ready_tasks if _human(t)}
     open_rows = _open_rows(instance, set(ready))
     now = utcnow()
     closed: list[int] = []
@@ -596,12 +597,8 @@ def _sync_messages(instance, workflow) -> None:
     instance.waiting = {**(instance.waiting or {}), "messages": fingerprint}
 
 
-def _sync_jobs(instance, workflow) -> list[int]:
-    ready = {
-        str(t.id): t
-        for t in workflow.get_tasks(state=TaskState.READY)
-        if isinstance(t.task_spec, HandlerServiceTask)
-    }
+def _sync_jobs(instance, ready_tasks: list) -> list[int]:
+    ready = {str(t.id): t for t in ready_tasks if isinstance(t.task_spec, HandlerServiceTask)}
     if not ready and not (instance.waiting or {}).get("jobs"):
         return []
     existing = {
