@@ -3,7 +3,7 @@
 # NSS tools for signature checks, SoftHSM2 for PKCS#11, Pango and HarfBuzz for weasyprint
 # (PDF exports). Installed when missing (as root).
 set -euo pipefail
-packages=(dovecot-imapd poppler-utils chromium tesseract-ocr-fra libnss3-tools qpdf softhsm2
+packages=(dovecot-imapd poppler-utils chromium tesseract-ocr tesseract-ocr-fra libnss3-tools qpdf softhsm2
           opensc fonts-dejavu-core
           libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
 missing=()
