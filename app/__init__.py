@@ -7,7 +7,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from flask import Flask, request, session
+from flask import Flask, has_request_context, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
@@ -38,6 +38,8 @@ class ApiAwareSessionInterface(SecureCookieSessionInterface):
 
 def select_locale() -> str:
     """French unless the person chose English (account preference or ?lang=)."""
+    if not has_request_context():  # worker jobs choose with force_locale()
+        return "fr"
     chosen = request.args.get("lang") or session.get("lang")
     if chosen in SUPPORTED_LOCALES:
         return chosen

@@ -39,10 +39,10 @@ bp = Blueprint("processes", __name__, url_prefix="/admin/processes")
 register_nav(_l("Circuits"), "processes.index", role="analyst", order=80)
 
 STATUS_LABELS = {
-    "running": "en cours",
-    "suspended": "suspendue",
-    "completed": "terminée",
-    "terminated": "arrêtée",
+    "running": _l("en cours"),
+    "suspended": _l("suspendue"),
+    "completed": _l("terminée"),
+    "terminated": _l("arrêtée"),
 }
 
 
@@ -54,7 +54,7 @@ def analysts_and_admins():
 
 @bp.app_template_filter("instance_status")
 def instance_status_label(value) -> str:
-    return STATUS_LABELS.get(str(value), str(value))
+    return str(STATUS_LABELS.get(str(value), value))
 
 
 def json_errors(view):
@@ -160,7 +160,16 @@ def import_package():
     for item in result["deployed"]:
         kind = _("décision") if item["kind"] == "decision" else _("circuit")
         state = _("nouvelle version") if item["created"] else _("déjà à jour")
-        flash(f"{kind} « {item['key']} » : version {item['version']} ({state})", "success")
+        flash(
+            _(
+                "%(kind)s « %(key)s » : version %(version)s (%(state)s)",
+                kind=kind,
+                key=item["key"],
+                version=item["version"],
+                state=state,
+            ),
+            "success",
+        )
     if result["new_forms"]:
         flash(_("Formulaires installés : %(f)s", f=", ".join(result["new_forms"])), "success")
     return redirect(url_for("processes.index"))

@@ -16,6 +16,8 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
+from app.auth.models import ORG_UNIT_KIND_LABELS, ROLE_LABELS
+
 
 def options(pairs) -> list[SelectChoice]:
     """Turn ``(value, label)`` pairs into select options."""
@@ -35,7 +37,7 @@ class UserForm(FlaskForm):
     )
     role = SelectField(
         _l("Rôle"),
-        choices=options([("agent", "Agent"), ("analyst", "Analyste"), ("admin", "Administrateur")]),
+        choices=options((role.value, _l(label)) for role, label in ROLE_LABELS.items()),
     )
     org_unit_id = SelectField(_l("Unité"), coerce=int, validate_choice=False)
     groups = SelectMultipleField(_l("Groupes fonctionnels"), validate_choice=False)
@@ -58,15 +60,7 @@ class OrgUnitForm(FlaskForm):
     name = StringField(_l("Nom"), validators=[DataRequired(), Length(max=200)])
     kind = SelectField(
         _l("Type"),
-        choices=options(
-            [
-                ("departement", "Département"),
-                ("dgs", "Direction générale des services"),
-                ("direction", "Direction"),
-                ("service", "Service"),
-                ("delegation", "Délégation territoriale"),
-            ]
-        ),
+        choices=options((kind.value, _l(label)) for kind, label in ORG_UNIT_KIND_LABELS.items()),
     )
     parent_id = SelectField(_l("Unité parente"), coerce=int, validate_choice=False)
     head_id = SelectField(_l("Responsable"), coerce=int, validate_choice=False)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.db import UTCDateTime, enum_type, utcnow
 from app.core.extensions import db
+from app.core.i18n import N_
 
 
 class OrgUnitKind(enum.StrEnum):
@@ -22,11 +23,11 @@ class OrgUnitKind(enum.StrEnum):
 
 
 ORG_UNIT_KIND_LABELS = {
-    OrgUnitKind.DEPARTEMENT: "Département",
-    OrgUnitKind.DGS: "Direction générale des services",
-    OrgUnitKind.DIRECTION: "Direction",
-    OrgUnitKind.SERVICE: "Service",
-    OrgUnitKind.DELEGATION: "Délégation territoriale",
+    OrgUnitKind.DEPARTEMENT: N_("Département"),
+    OrgUnitKind.DGS: N_("Direction générale des services"),
+    OrgUnitKind.DIRECTION: N_("Direction"),
+    OrgUnitKind.SERVICE: N_("Service"),
+    OrgUnitKind.DELEGATION: N_("Délégation territoriale"),
 }
 
 
@@ -36,7 +37,11 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
-ROLE_LABELS = {Role.AGENT: "Agent", Role.ANALYST: "Analyste", Role.ADMIN: "Administrateur"}
+ROLE_LABELS = {
+    Role.AGENT: N_("Agent"),
+    Role.ANALYST: N_("Analyste"),
+    Role.ADMIN: N_("Administrateur"),
+}
 _ROLE_RANK = {Role.AGENT: 0, Role.ANALYST: 1, Role.ADMIN: 2}
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from app.core.audit import AuditEvent
 from app.core.extensions import db
+from app.core.i18n import N_
 
 
 @dataclass(frozen=True)
@@ -66,16 +67,16 @@ def _with_source(entry: TimelineEntry, name: str) -> TimelineEntry:
 
 
 EVENT_TITLES = {
-    "contact.create": "Fiche créée",
-    "contact.update": "Fiche modifiée",
-    "contact.merge": "Doublon fusionné dans cette fiche",
-    "contact.merged_into": "Fiche fusionnée dans une autre",
-    "contact.unmerge": "Fusion annulée",
-    "contact.link": "Lien avec une organisation",
-    "contact.unlink": "Lien supprimé",
-    "contact.export": "Export des données (RGPD)",
-    "contact.anonymise": "Fiche anonymisée",
-    "contact.duplicate_dismissed": "Doublon écarté",
+    "contact.create": N_("Fiche créée"),
+    "contact.update": N_("Fiche modifiée"),
+    "contact.merge": N_("Doublon fusionné dans cette fiche"),
+    "contact.merged_into": N_("Fiche fusionnée dans une autre"),
+    "contact.unmerge": N_("Fusion annulée"),
+    "contact.link": N_("Lien avec une organisation"),
+    "contact.unlink": N_("Lien supprimé"),
+    "contact.export": N_("Export des données (RGPD)"),
+    "contact.anonymise": N_("Fiche anonymisée"),
+    "contact.duplicate_dismissed": N_("Doublon écarté"),
 }
 FIELD_LABELS = {
     "kind": "type",

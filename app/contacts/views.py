@@ -217,7 +217,7 @@ def add_link(contact_id: int):
 def delete_link(link_id: int):
     link = db.session.get(ContactLink, link_id)
     if link is None:
-        raise NotFound("Lien introuvable.")
+        raise NotFound(_("Lien introuvable."))
     back = request.form.get("back", type=int) or link.person_id
     if not ConfirmForm().validate_on_submit():
         abort(400)

@@ -9,6 +9,8 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.core.i18n import N_
+
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE_BASE = "https://missive.example/problems/"
@@ -60,17 +62,17 @@ class UnsupportedMediaType(MissiveError):
 
 
 TITLES = {
-    400: "Requête invalide",
-    401: "Authentification requise",
-    403: "Accès refusé",
-    404: "Introuvable",
-    405: "Méthode non autorisée",
-    409: "Conflit",
-    413: "Contenu trop volumineux",
-    415: "Type de contenu non pris en charge",
-    422: "Données invalides",
-    429: "Trop de requêtes",
-    500: "Erreur interne",
+    400: N_("Requête invalide"),
+    401: N_("Authentification requise"),
+    403: N_("Accès refusé"),
+    404: N_("Introuvable"),
+    405: N_("Méthode non autorisée"),
+    409: N_("Conflit"),
+    413: N_("Contenu trop volumineux"),
+    415: N_("Type de contenu non pris en charge"),
+    422: N_("Données invalides"),
+    429: N_("Trop de requêtes"),
+    500: N_("Erreur interne"),
 }
 
 
@@ -110,7 +112,7 @@ def _render_page(status: int, detail: str | None = None):
     template = f"errors/{status}.html" if status in (403, 404, 500) else "errors/generic.html"
     try:
         page = render_template(
-            template, status=status, title=TITLES.get(status, _("Erreur")), detail=detail
+            template, status=status, title=_(TITLES.get(status, "Erreur")), detail=detail
         )
     except Exception:  # the error page itself failed: answer in plain text, never a loop
         log.exception("error page %s could not be rendered", status)

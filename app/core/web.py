@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from app.core.errors import problem, wants_problem_json
@@ -19,7 +20,7 @@ CONTENT_SECURITY_POLICY = (
 def register_web_hooks(app: Flask) -> None:
     """Install the sign-in loaders, response headers and template helpers."""
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Veuillez vous identifier pour accéder à cette page."
+    login_manager.login_message = _l("Veuillez vous identifier pour accéder à cette page.")
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 
@@ -55,7 +56,7 @@ def register_web_hooks(app: Flask) -> None:
             )
         from flask import flash, redirect, url_for
 
-        flash(login_manager.login_message, login_manager.login_message_category)
+        flash(str(login_manager.login_message), login_manager.login_message_category)
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
     @app.after_request

@@ -22,6 +22,7 @@ from app.auth.models import Group, OrgUnit, User
 from app.contacts.models import Contact
 from app.core.db import JSONType, UTCDateTime, enum_type, utcnow
 from app.core.extensions import db
+from app.core.i18n import N_
 from app.documents.models import Document
 
 
@@ -63,59 +64,59 @@ class LinkKind(enum.StrEnum):
 
 
 DIRECTION_LABELS = {
-    Direction.INCOMING: "Arrivée",
-    Direction.OUTGOING: "Départ",
-    Direction.INTERNAL: "Interne",
+    Direction.INCOMING: N_("Arrivée"),
+    Direction.OUTGOING: N_("Départ"),
+    Direction.INTERNAL: N_("Interne"),
 }
 CHANNEL_LABELS = {
-    Channel.PAPER: "Courrier papier",
-    Channel.EMAIL: "Courriel",
-    Channel.WEB: "Formulaire en ligne",
-    Channel.INTERNAL: "Note interne",
-    Channel.API: "Application métier",
+    Channel.PAPER: N_("Courrier papier"),
+    Channel.EMAIL: N_("Courriel"),
+    Channel.WEB: N_("Formulaire en ligne"),
+    Channel.INTERNAL: N_("Note interne"),
+    Channel.API: N_("Application métier"),
 }
 STATUS_LABELS = {
-    CaseStatus.REGISTERED: "Enregistré",
-    CaseStatus.IN_PROGRESS: "En cours de traitement",
-    CaseStatus.CLOSED: "Clos",
+    CaseStatus.REGISTERED: N_("Enregistré"),
+    CaseStatus.IN_PROGRESS: N_("En cours de traitement"),
+    CaseStatus.CLOSED: N_("Clos"),
 }
 CONFIDENTIALITY_LABELS = {
-    Confidentiality.NORMAL: "Normal",
-    Confidentiality.CONFIDENTIAL: "Confidentiel",
+    Confidentiality.NORMAL: N_("Normal"),
+    Confidentiality.CONFIDENTIAL: N_("Confidentiel"),
 }
 DOCUMENT_ROLE_LABELS = {
-    "original": "document reçu",
-    "attachment": "pièce jointe",
-    "scan": "numérisation",
-    "ocr": "texte reconnu (OCR)",
-    "raw_message": "message d'origine",
-    "quarantine": "quarantaine",
-    "reponse": "réponse signée",
+    "original": N_("document reçu"),
+    "attachment": N_("pièce jointe"),
+    "scan": N_("numérisation"),
+    "ocr": N_("texte reconnu (OCR)"),
+    "raw_message": N_("message d'origine"),
+    "quarantine": N_("quarantaine"),
+    "reponse": N_("réponse signée"),
 }
 EVENT_LABELS = {
-    "correspondence.register": "Enregistré",
-    "correspondence.distribute": "Circuit démarré",
-    "correspondence.distribution_failed": "Circuit non démarré",
-    "correspondence.qualify": "Qualifié",
-    "correspondence.assign": "Attribué au service",
-    "correspondence.copy": "Copie transmise",
-    "correspondence.redirect": "Réorienté",
-    "correspondence.link": "Lié à un autre courrier",
-    "correspondence.grant": "Accès donné",
-    "correspondence.close": "Clos",
-    "correspondence.follow_up": "Complément reçu",
-    "correspondence.confirmation_sent": "Confirmation envoyée au demandeur",
-    "correspondence.reply_submitted": "Réponse mise au parapheur",
-    "correspondence.answer": "Réponse signée enregistrée",
-    "correspondence.answer_sent": "Réponse envoyée",
-    "correspondence.answers_printed": "Réponse imprimée",
-    "correspondence.sender": "Expéditeur renseigné",
-    "correspondence.anonymise": "Anonymisé (durée de conservation échue)",
+    "correspondence.register": N_("Enregistré"),
+    "correspondence.distribute": N_("Circuit démarré"),
+    "correspondence.distribution_failed": N_("Circuit non démarré"),
+    "correspondence.qualify": N_("Qualifié"),
+    "correspondence.assign": N_("Attribué au service"),
+    "correspondence.copy": N_("Copie transmise"),
+    "correspondence.redirect": N_("Réorienté"),
+    "correspondence.link": N_("Lié à un autre courrier"),
+    "correspondence.grant": N_("Accès donné"),
+    "correspondence.close": N_("Clos"),
+    "correspondence.follow_up": N_("Complément reçu"),
+    "correspondence.confirmation_sent": N_("Confirmation envoyée au demandeur"),
+    "correspondence.reply_submitted": N_("Réponse mise au parapheur"),
+    "correspondence.answer": N_("Réponse signée enregistrée"),
+    "correspondence.answer_sent": N_("Réponse envoyée"),
+    "correspondence.answers_printed": N_("Réponse imprimée"),
+    "correspondence.sender": N_("Expéditeur renseigné"),
+    "correspondence.anonymise": N_("Anonymisé (durée de conservation échue)"),
 }
 LINK_LABELS = {
-    LinkKind.REPLY_TO: "Réponse à",
-    LinkKind.SAME_THREAD: "Même échange",
-    LinkKind.DUPLICATE_OF: "Doublon de",
+    LinkKind.REPLY_TO: N_("Réponse à"),
+    LinkKind.SAME_THREAD: N_("Même échange"),
+    LinkKind.DUPLICATE_OF: N_("Doublon de"),
 }
 
 

@@ -253,8 +253,8 @@ def paper_new():
             received = parse_received_at(request.form.get("received_at"))
             if received is None:
                 raise ValidationFailed(
-                    "La date de réception est obligatoire.",
-                    errors=[{"field": "received_at", "message": "Ce champ est obligatoire."}],
+                    _("La date de réception est obligatoire."),
+                    errors=[{"field": "received_at", "message": _("Ce champ est obligatoire.")}],
                 )
             batch = request.form.get("mode") == "batch"
             sender = None
@@ -327,11 +327,11 @@ def note_new():
         try:
             problems = []
             if not subject:
-                problems.append({"field": "subject", "message": "Ce champ est obligatoire."})
+                problems.append({"field": "subject", "message": _("Ce champ est obligatoire.")})
             if not db.session.execute(select(Group.id).where(Group.name == group)).scalar():
-                problems.append({"field": "service_group", "message": "Choisissez un service."})
+                problems.append({"field": "service_group", "message": _("Choisissez un service.")})
             if problems:
-                raise ValidationFailed("La note est incomplète.", errors=problems)
+                raise ValidationFailed(_("La note est incomplète."), errors=problems)
             case = services.register_case(
                 services.Intake(
                     channel=Channel.INTERNAL,

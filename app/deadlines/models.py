@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.auth.models import User
 from app.core.db import JSONType, UTCDateTime, utcnow
 from app.core.extensions import db
+from app.core.i18n import N_
 from app.documents.models import Document
 
 
@@ -24,9 +25,9 @@ class ImplicitDecision(enum.StrEnum):
 
 
 IMPLICIT_DECISION_LABELS = {
-    ImplicitDecision.ACCEPTANCE: "Silence vaut acceptation",
-    ImplicitDecision.REJECTION: "Silence vaut rejet",
-    ImplicitDecision.NONE: "Pas de décision implicite",
+    ImplicitDecision.ACCEPTANCE: N_("Silence vaut acceptation"),
+    ImplicitDecision.REJECTION: N_("Silence vaut rejet"),
+    ImplicitDecision.NONE: N_("Pas de décision implicite"),
 }
 
 
@@ -43,13 +44,13 @@ class AckStatus(enum.StrEnum):
 
 
 ACK_STATUS_LABELS = {
-    AckStatus.NOT_REQUIRED: "Non requis",
-    AckStatus.PENDING: "À établir",
-    AckStatus.TO_SEND: "À envoyer par courriel",
-    AckStatus.TO_PRINT: "À imprimer",
-    AckStatus.SENT: "Envoyé par courriel",
-    AckStatus.PRINTED: "Imprimé pour envoi postal",
-    AckStatus.FAILED: "En échec",
+    AckStatus.NOT_REQUIRED: N_("Non requis"),
+    AckStatus.PENDING: N_("À établir"),
+    AckStatus.TO_SEND: N_("À envoyer par courriel"),
+    AckStatus.TO_PRINT: N_("À imprimer"),
+    AckStatus.SENT: N_("Envoyé par courriel"),
+    AckStatus.PRINTED: N_("Imprimé pour envoi postal"),
+    AckStatus.FAILED: N_("En échec"),
 }
 
 

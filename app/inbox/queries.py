@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     ColumnElement,
     Date,
@@ -49,41 +50,41 @@ PARIS = ZoneInfo("Europe/Paris")
 
 VIEWS = ("mine", "candidate", "followed", "overdue", "completed", "all")
 VIEW_LABELS = {
-    "mine": "À traiter",
-    "candidate": "Corbeilles de mes groupes",
-    "followed": "Suivis",
-    "overdue": "En retard",
-    "completed": "Terminées",
-    "all": "Toutes les tâches",
+    "mine": _l("À traiter"),
+    "candidate": _l("Corbeilles de mes groupes"),
+    "followed": _l("Suivis"),
+    "overdue": _l("En retard"),
+    "completed": _l("Terminées"),
+    "all": _l("Toutes les tâches"),
 }
 SORTS = {
-    "due": "Échéance la plus proche",
-    "-due": "Échéance la plus lointaine",
-    "priority": "Priorité la plus haute",
-    "received": "Reçues en premier",
-    "-received": "Reçues en dernier",
-    "-completed": "Terminées récemment",
+    "due": _l("Échéance la plus proche"),
+    "-due": _l("Échéance la plus lointaine"),
+    "priority": _l("Priorité la plus haute"),
+    "received": _l("Reçues en premier"),
+    "-received": _l("Reçues en dernier"),
+    "-completed": _l("Terminées récemment"),
 }
 DEFAULT_SORT = {"completed": "-completed"}
 
 # Columns an agent may show; case variables come from the task's metadata.
 COLUMNS = {
-    "title": "Tâche",
-    "process": "Circuit",
-    "chrono": "Chrono",
-    "sender": "Expéditeur",
-    "type": "Type",
-    "amount": "Montant",
-    "channel": "Canal",
-    "service": "Service",
-    "delegation": "Délégation",
-    "due": "Échéance",
-    "priority": "Priorité",
-    "received": "Reçu le",
-    "created": "Créée le",
-    "assignee": "Attribuée à",
-    "groups": "Corbeilles",
-    "completed": "Terminée le",
+    "title": _l("Tâche"),
+    "process": _l("Circuit"),
+    "chrono": _l("Chrono"),
+    "sender": _l("Expéditeur"),
+    "type": _l("Type"),
+    "amount": _l("Montant"),
+    "channel": _l("Canal"),
+    "service": _l("Service"),
+    "delegation": _l("Délégation"),
+    "due": _l("Échéance"),
+    "priority": _l("Priorité"),
+    "received": _l("Reçu le"),
+    "created": _l("Créée le"),
+    "assignee": _l("Attribuée à"),
+    "groups": _l("Corbeilles"),
+    "completed": _l("Terminée le"),
 }
 DEFAULT_COLUMNS = {
     "mine": ["title", "chrono", "sender", "due", "priority"],

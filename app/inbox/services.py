@@ -18,6 +18,7 @@ from app.core import audit
 from app.core.db import utcnow
 from app.core.errors import Conflict, MissiveError, NotFound, PermissionDenied, ValidationFailed
 from app.core.extensions import db
+from app.core.i18n import N_
 from app.core.permissions import can, require
 from app.core.validation import schema_errors
 from app.documents.models import Document
@@ -40,7 +41,11 @@ from app.mail.outgoing import MailError, send_mail
 
 MAX_BULK = 200
 MAX_COMMENT = 5000
-VISIBILITIES = {"private": "Moi seul", "group": "Mon groupe", "public": "Tout le monde"}
+VISIBILITIES = {
+    "private": N_("Moi seul"),
+    "group": N_("Mon groupe"),
+    "public": N_("Tout le monde"),
+}
 
 
 def _field_error(field: str, message: str, detail: str | None = None) -> ValidationFailed:

@@ -16,6 +16,9 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -36,33 +39,33 @@ from app.inbox import queries, services
 bp = Blueprint("inbox", __name__)
 
 register_nav(
-    "Notifications",
+    _l("Notifications"),
     "inbox.notifications",
     order=80,
     badge=lambda user: services.unread_count(user),
 )
 
 HISTORY_LABELS = {
-    "instance.start": "Dossier ouvert",
-    "task.claim": "Tâche prise",
-    "task.unclaim": "Tâche rendue à sa corbeille",
-    "task.assign": "Tâche réattribuée",
-    "task.complete": "Étape terminée",
-    "task.complete_on_behalf": "Étape terminée pour le compte d'un agent absent",
-    "task.delegate": "Tâche déléguée",
-    "task.resolve": "Tâche rendue par le délégataire",
-    "task.comment": "Commentaire",
-    "task.follow_up": "Date de relance",
-    "task.priority": "Priorité modifiée",
-    "timer.fire": "Échéance atteinte",
-    "message.receive": "Message reçu",
-    "job.done": "Traitement automatique",
-    "incident.open": "Incident",
-    "instance.suspend": "Dossier suspendu",
-    "instance.resume": "Dossier repris",
-    "instance.terminate": "Dossier arrêté",
+    "instance.start": _l("Dossier ouvert"),
+    "task.claim": _l("Tâche prise"),
+    "task.unclaim": _l("Tâche rendue à sa corbeille"),
+    "task.assign": _l("Tâche réattribuée"),
+    "task.complete": _l("Étape terminée"),
+    "task.complete_on_behalf": _l("Étape terminée pour le compte d'un agent absent"),
+    "task.delegate": _l("Tâche déléguée"),
+    "task.resolve": _l("Tâche rendue par le délégataire"),
+    "task.comment": _l("Commentaire"),
+    "task.follow_up": _l("Date de relance"),
+    "task.priority": _l("Priorité modifiée"),
+    "timer.fire": _l("Échéance atteinte"),
+    "message.receive": _l("Message reçu"),
+    "job.done": _l("Traitement automatique"),
+    "incident.open": _l("Incident"),
+    "instance.suspend": _l("Dossier suspendu"),
+    "instance.resume": _l("Dossier repris"),
+    "instance.terminate": _l("Dossier arrêté"),
 }
-PRIORITY_LEVELS = [(20, "Basse"), (50, "Normale"), (70, "Haute"), (90, "Urgente")]
+PRIORITY_LEVELS = [(20, _l("Basse")), (50, _l("Normale")), (70, _l("Haute")), (90, _l("Urgente"))]
 
 
 def _back(default: str | None = None):
@@ -166,7 +169,7 @@ def save_view_settings(view):
         services.set_view_settings(
             current_user, view, request.form.getlist("columns"), request.form.get("sort") or None
         )
-        flash("Colonnes et tri enregistrés pour cette vue.", "success")
+        flash(_("Colonnes et tri enregistrés pour cette vue."), "success")
     except ValidationFailed as error:
         _flash_error(error)
     return redirect(url_for("inbox.index", vue=view))
@@ -188,7 +191,7 @@ def save_filter():
             form.get("visibility", "private"),
             form.get("group") or None,
         )
-        flash(f"Filtre « {saved.name} » enregistré.", "success")
+        flash(_("Filtre « %(name)s » enregistré.", name=saved.name), "success")
         return redirect(url_for("inbox.index", filtre=saved.id))
     except ValidationFailed as error:
         _flash_error(error)
@@ -199,7 +202,7 @@ def save_filter():
 @login_required
 def delete_filter(filter_id):
     services.delete_filter(filter_id, current_user)
-    flash("Filtre supprimé.", "success")
+    flash(_("Filtre supprimé."), "success")
     return redirect(url_for("inbox.index"))
 
 
@@ -223,10 +226,14 @@ def bulk():
         return _back()
     done = [r for r in results if r.ok]
     if done:
-        flash(f"{len(done)} tâche(s) traitée(s).", "success")
+        # French keeps its « (s) » wording in both forms; English gets a real plural.
+        message = ngettext(
+            "%(num)d tâche(s) traitée(s).", "%(num)d tâche(s) traitée(s).", len(done)
+        )
+        flash(message, "success")
     for result in results:
         if not result.ok:
-            flash(f"Tâche n° {result.id} : {result.detail}", "error")
+            flash(_("Tâche n° %(id)s : %(detail)s", id=result.id, detail=result.detail), "error")
     return _back()
 
 
@@ -263,7 +270,10 @@ def _task_page(task: HumanTask, *, values=None, errors=None, status: int = 200):
             on_behalf=db.session.get(User, absent_id) if absent_id else None,
             documents=docs,
             history=history,
-            history_labels={**services.history_labels(), **HISTORY_LABELS},
+            history_labels={
+                **{k: _(v) for k, v in services.history_labels().items()},
+                **HISTORY_LABELS,
+            },
             comments=services.task_comments(task),
             following=services.is_following(current_user, task.instance_id),
             overdue=queries.is_overdue(task, queries.Viewer.of(current_user).now),
@@ -295,7 +305,7 @@ def complete(task_id):
     if request.form.get("save_draft"):
         try:
             services.save_draft(task_id, current_user, data)
-            flash("Brouillon enregistré.", "success")
+            flash(_("Brouillon enregistré."), "success")
         except MissiveError as error:
             _flash_error(error)
         return redirect(url_for("inbox.task", task_id=task_id))
@@ -304,20 +314,20 @@ def complete(task_id):
     except ValidationFailed as error:
         db.session.rollback()
         task = engine.get_task(task_id, current_user)
-        flash("Le formulaire contient des erreurs : corrigez les champs signalés.", "error")
+        flash(_("Le formulaire contient des erreurs : corrigez les champs signalés."), "error")
         return _task_page(task, values=data, errors=errors_by_field(error.errors), status=422)
     except MissiveError as error:
         db.session.rollback()
         _flash_error(error)
         return redirect(url_for("inbox.task", task_id=task_id))
-    flash("Tâche terminée.", "success")
+    flash(_("Tâche terminée."), "success")
     return redirect(url_for("inbox.index"))
 
 
-def _act(task_id: int, run, success: str):
+def _act(task_id: int, run, success):
     try:
         run()
-        flash(success, "success")
+        flash(str(success), "success")
     except MissiveError as error:
         db.session.rollback()
         _flash_error(error)
@@ -327,14 +337,14 @@ def _act(task_id: int, run, success: str):
 @bp.post("/taches/<int:task_id>/prendre")
 @login_required
 def claim(task_id):
-    return _act(task_id, lambda: services.claim(task_id, current_user), "Tâche prise.")
+    return _act(task_id, lambda: services.claim(task_id, current_user), _l("Tâche prise."))
 
 
 @bp.post("/taches/<int:task_id>/rendre")
 @login_required
 def unclaim(task_id):
     return _act(
-        task_id, lambda: services.unclaim(task_id, current_user), "Tâche rendue à sa corbeille."
+        task_id, lambda: services.unclaim(task_id, current_user), _l("Tâche rendue à sa corbeille.")
     )
 
 
@@ -347,7 +357,7 @@ def reassign(task_id):
         lambda: services.reassign(
             task_id, form.get("assignee", ""), current_user, form.get("reason", "")
         ),
-        "Tâche réattribuée.",
+        _l("Tâche réattribuée."),
     )
 
 
@@ -360,7 +370,7 @@ def delegate(task_id):
         lambda: services.delegate(
             task_id, form.get("delegate", ""), current_user, form.get("reason", "")
         ),
-        "Tâche déléguée : elle vous reviendra quand votre collègue l'aura rendue.",
+        _l("Tâche déléguée : elle vous reviendra quand votre collègue l'aura rendue."),
     )
 
 
@@ -369,11 +379,13 @@ def delegate(task_id):
 def resolve(task_id):
     task = engine.get_task(task_id, current_user)
     schema = engine.task_form(task) or {}
-    data, _ = parse_submission(schema, request.form) if request.form.get("with_form") else ({}, {})
+    data, _errors = (
+        parse_submission(schema, request.form) if request.form.get("with_form") else ({}, {})
+    )
     return _act(
         task_id,
         lambda: services.resolve(task_id, current_user, request.form.get("comment", ""), data),
-        "Tâche rendue à son propriétaire.",
+        _l("Tâche rendue à son propriétaire."),
     )
 
 
@@ -392,7 +404,7 @@ def follow_up(task_id):
             ) from exc
         services.snooze(task_id, current_user, until)
 
-    return _act(task_id, run, "Date de relance enregistrée." if raw else "Relance retirée.")
+    return _act(task_id, run, _l("Date de relance enregistrée.") if raw else _l("Relance retirée."))
 
 
 @bp.post("/taches/<int:task_id>/priorite")
@@ -401,7 +413,9 @@ def priority(task_id):
     raw = request.form.get("priority", "")
     value = int(raw) if raw.isdigit() else -1
     return _act(
-        task_id, lambda: services.set_priority(task_id, current_user, value), "Priorité modifiée."
+        task_id,
+        lambda: services.set_priority(task_id, current_user, value),
+        _l("Priorité modifiée."),
     )
 
 
@@ -411,7 +425,7 @@ def comment(task_id):
     return _act(
         task_id,
         lambda: services.add_comment(task_id, current_user, request.form.get("body", "")),
-        "Commentaire publié.",
+        _l("Commentaire publié."),
     )
 
 
@@ -423,7 +437,7 @@ def follow(task_id):
     return _act(
         task_id,
         lambda: services.follow_case(task.instance_id, current_user, wanted),
-        "Dossier suivi." if wanted else "Vous ne suivez plus ce dossier.",
+        _l("Dossier suivi.") if wanted else _l("Vous ne suivez plus ce dossier."),
     )
 
 
@@ -474,7 +488,7 @@ def absences():
                 current_user,
                 form.get("reason", ""),
             )
-            flash("Absence enregistrée : votre remplaçant voit vos tâches.", "success")
+            flash(_("Absence enregistrée : votre remplaçant voit vos tâches."), "success")
             return redirect(url_for("inbox.absences"))
         except ValueError:
             errors = {"starts_on": ["Date invalide."]}
@@ -492,7 +506,7 @@ def absences():
 @login_required
 def cancel_absence(absence_id):
     services.cancel_absence(absence_id, current_user)
-    flash("Absence retirée.", "success")
+    flash(_("Absence retirée."), "success")
     return redirect(url_for("inbox.absences"))
 
 
@@ -520,6 +534,6 @@ def preferences():
             email_on_mention="email_on_mention" in request.form,
             daily_digest="daily_digest" in request.form,
         )
-        flash("Préférences enregistrées.", "success")
+        flash(_("Préférences enregistrées."), "success")
         return redirect(url_for("inbox.preferences"))
     return render_template("inbox/preferences.html", prefs=services.preferences(current_user))

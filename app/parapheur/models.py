@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.auth.models import User
 from app.core.db import JSONType, UTCDateTime, utcnow
 from app.core.extensions import db
+from app.core.i18n import N_
 from app.documents.models import Document
 from app.engine.models import ProcessInstance
 
@@ -45,13 +46,13 @@ class FolderType(enum.StrEnum):
 
 
 FOLDER_TYPE_LABELS = {
-    FolderType.COURRIER_SORTANT: "Courrier sortant",
-    FolderType.NOTE_INTERNE: "Note interne",
-    FolderType.FACTURE: "Facture",
-    FolderType.ATTESTATION_SERVICE_FAIT: "Attestation de service fait",
-    FolderType.NOTIFICATION_MARCHE: "Notification de marché",
-    FolderType.ARRETE: "Arrêté",
-    FolderType.CONVENTION: "Convention",
+    FolderType.COURRIER_SORTANT: N_("Courrier sortant"),
+    FolderType.NOTE_INTERNE: N_("Note interne"),
+    FolderType.FACTURE: N_("Facture"),
+    FolderType.ATTESTATION_SERVICE_FAIT: N_("Attestation de service fait"),
+    FolderType.NOTIFICATION_MARCHE: N_("Notification de marché"),
+    FolderType.ARRETE: N_("Arrêté"),
+    FolderType.CONVENTION: N_("Convention"),
 }
 
 
@@ -63,10 +64,10 @@ class FolderStatus(enum.StrEnum):
 
 
 FOLDER_STATUS_LABELS = {
-    FolderStatus.IN_PROGRESS: "En circulation",
-    FolderStatus.REJECTED: "Refusé — en correction",
-    FolderStatus.COMPLETED: "Terminé",
-    FolderStatus.ABANDONED: "Abandonné",
+    FolderStatus.IN_PROGRESS: N_("En circulation"),
+    FolderStatus.REJECTED: N_("Refusé — en correction"),
+    FolderStatus.COMPLETED: N_("Terminé"),
+    FolderStatus.ABANDONED: N_("Abandonné"),
 }
 
 

@@ -192,7 +192,7 @@ def act(folder_id: int, task_id: int):
     folder = services.get_folder(folder_id, current_user)
     task = engine.get_task(task_id, current_user, "complete")
     if task.instance_id != folder.process_instance_id:
-        raise PermissionDenied("Cette étape n'appartient pas à ce parapheur.")
+        raise PermissionDenied(_("Cette étape n'appartient pas à ce parapheur."))
     data = {"decision": request.form.get("decision", "")}
     if (request.form.get("comment") or "").strip():
         data["comment"] = request.form["comment"].strip()
@@ -246,7 +246,7 @@ def preview(document_id: int):
     """The PDF itself, shown in the folder page; remembered as opened for this session."""
     document = documents.get_document(document_id, current_user)
     if document.mime_type != "application/pdf":
-        raise ValidationFailed("Seul un PDF peut être affiché.")
+        raise ValidationFailed(_("Seul un PDF peut être affiché."))
     _remember_opened(document.id)
     response = Response(documents.content(document), mimetype="application/pdf")
     response.headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(document.filename)}"
@@ -365,7 +365,7 @@ def revoke(delegation_id: int):
 @bp.get("/certificats")
 def certificates():
     if not current_user.is_admin:
-        raise PermissionDenied("Cette page est réservée aux administrateurs.")
+        raise PermissionDenied(_("Cette page est réservée aux administrateurs."))
     return render_template(
         "parapheur/certificates.html",
         certificates=services.list_certificates(),

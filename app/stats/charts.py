@@ -3,6 +3,7 @@ figures for screen readers)."""
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from app.stats.services import Indicators
@@ -21,14 +22,16 @@ def rates_chart(rows: list[Indicators], title: str) -> Markup:
     """Two bars per group: share acknowledged in time, share answered in time."""
     height = 30 + ROW_HEIGHT * len(rows)
     width = LABEL_WIDTH + BAR_WIDTH + 70
+    ack_legend = escape(_("accusés dans les délais"))
+    answer_legend = escape(_("réponses dans le délai"))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
         f'viewBox="0 0 {width} {height}" width="100%" aria-labelledby="chart-rates-title">',
         f'<title id="chart-rates-title">{escape(title)}</title>',
         f'<rect x="{LABEL_WIDTH}" y="4" width="10" height="10" fill="{COLOURS["ack"]}"/>'
-        f'<text x="{LABEL_WIDTH + 14}" y="13" class="chart__legend">accusés dans les délais</text>',
+        f'<text x="{LABEL_WIDTH + 14}" y="13" class="chart__legend">{ack_legend}</text>',
         f'<rect x="{LABEL_WIDTH + 190}" y="4" width="10" height="10" fill="{COLOURS["answer"]}"/>'
-        f'<text x="{LABEL_WIDTH + 204}" y="13" class="chart__legend">réponses dans le délai</text>',
+        f'<text x="{LABEL_WIDTH + 204}" y="13" class="chart__legend">{answer_legend}</text>',
     ]
     for index, row in enumerate(rows):
         y = 24 + index * ROW_HEIGHT
@@ -71,7 +74,8 @@ def volumes_chart(rows: list[Indicators], title: str) -> Markup:
             f'<rect x="{LABEL_WIDTH}" y="{y + 3}" width="{length}" height="16" '
             f'fill="{COLOURS["volume"]}"/>'
             f'<text x="{LABEL_WIDTH + length + 6}" y="{y + 15}" class="chart__value">'
-            f"{row.volume} reçus · {row.overdue} en retard</text>"
+            + escape(_("%(n)s reçus · %(late)s en retard", n=row.volume, late=row.overdue))
+            + "</text>"
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 (labels are escaped, numbers are ours)

@@ -29,6 +29,7 @@ from app.auth.models import OrgUnit, OrgUnitKind, User
 from app.core.db import utcnow
 from app.core.errors import PermissionDenied, ValidationFailed
 from app.core.extensions import db
+from app.core.i18n import N_
 from app.correspondence.models import (
     CHANNEL_LABELS,
     CaseStatus,
@@ -42,10 +43,10 @@ from app.deadlines.calendar import PARIS, local_day, working_calendar
 from app.deadlines.models import AckStatus, CaseClock
 
 DIMENSIONS = {
-    "service": "Service",
-    "delegation": "Délégation",
-    "channel": "Canal",
-    "type": "Type",
+    "service": N_("Service"),
+    "delegation": N_("Délégation"),
+    "channel": N_("Canal"),
+    "type": N_("Type"),
 }
 HEADQUARTERS = "Siège"
 NOT_DISTRIBUTED = "Non distribué"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, render_template, request
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
@@ -37,15 +38,19 @@ def _report():
 def index():
     report, filters = _report()
     backlog, overdue = services.case_lists(current_user, report.period, **filters)
-    title = f"{services.DIMENSIONS[report.dimension]} — courriers reçus"
+    dimension = _(services.DIMENSIONS[report.dimension]).lower()
     return render_template(
         "stats/index.html",
         report=report,
         filters=filters,
         backlog=backlog,
         overdue=overdue,
-        rates_chart=charts.rates_chart(report.rows, f"Taux par {title.lower()}"),
-        volumes_chart=charts.volumes_chart(report.rows, f"Volumes par {title.lower()}"),
+        rates_chart=charts.rates_chart(
+            report.rows, _("Taux par %(dimension)s — courriers reçus", dimension=dimension)
+        ),
+        volumes_chart=charts.volumes_chart(
+            report.rows, _("Volumes par %(dimension)s — courriers reçus", dimension=dimension)
+        ),
         units=services.visible_units(current_user),
         case_types=list_case_types(active_only=False),
         channels=[(c.value, CHANNEL_LABELS[c]) for c in Channel],
