@@ -18,7 +18,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from app.correspondence.models import Channel
-from tests.conftest import login
+from tests.conftest import csrf_token, login
 from tests.intake_helpers import setup_registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,7 +236,7 @@ def test_the_daily_digest_follows_the_agent_s_language(app, make_user):
     with app.app_context():
         french = find_user_by_email(french_email)
         english = find_user_by_email(english_email)
-        english.locale = "en"  # the account preference (no page sets it yet)
+        english.locale = "en"  # the account preference (see the preferences page test)
         counts = {"mine": 3, "candidate": 1, "overdue": 0}
         subject_fr, body_fr = digest_mail(french, counts, 2, [], date(2026, 3, 2))
         subject_en, body_en = digest_mail(english, counts, 2, [], date(2026, 3, 2))
@@ -246,3 +246,32 @@ def test_the_daily_digest_follows_the_agent_s_language(app, make_user):
     assert body_en.startswith("Hello Jane Doe,")
     assert "- To do : 3" in body_en and "- Group baskets : 1" in body_en
     assert "Unread notifications: 2" in body_en and "Vos" not in body_en
+
+
+def test_the_account_language_is_chosen_on_the_preferences_page_and_outlives_the_session(
+    app, client, make_user
+):
+    from app.auth.services import find_user_by_email
+
+    email = make_user(name="Jane Doe")
+    login(client, email)
+    page = client.get("/notifications/preferences")
+    assert "Langue des pages et des e-mails" in page.get_data(as_text=True)
+    token = csrf_token(client, "/notifications/preferences")
+    saved = client.post(
+        "/notifications/preferences",
+        data={"daily_digest": "on", "locale": "en", "csrf_token": token},
+        follow_redirects=True,
+    )
+    assert saved.status_code == 200
+    assert '<html lang="en">' in saved.get_data(as_text=True)
+    with app.app_context():
+        assert find_user_by_email(email).locale == "en"
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    login(client, email)  # a new session: the account's choice, not a footer click
+    assert '<html lang="en">' in client.get("/").get_data(as_text=True)
+    token = csrf_token(client, "/notifications/preferences")
+    refused = client.post("/notifications/preferences", data={"locale": "de", "csrf_token": token})
+    assert refused.status_code == 422
+    with app.app_context():
+        assert find_user_by_email(email).locale == "en"

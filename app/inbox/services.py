@@ -752,9 +752,21 @@ def preferences(user: User) -> NotificationPreference:
 
 
 def set_preferences(
-    user: User, *, email_on_assignment: bool, email_on_mention: bool, daily_digest: bool
+    user: User,
+    *,
+    email_on_assignment: bool,
+    email_on_mention: bool,
+    daily_digest: bool,
+    locale: str | None = None,
 ) -> NotificationPreference:
-    """Choose which e-mails to receive."""
+    """Choose which e-mails to receive (and, when given, the language of pages and e-mails)."""
+    if locale is not None:
+        if locale not in ("fr", "en"):
+            raise ValidationFailed(
+                "Préférences invalides.",
+                errors=[{"field": "locale", "message": "Langue inconnue."}],
+            )
+        user.locale = locale
     prefs = db.session.get(NotificationPreference, user.id)
     if prefs is None:
         prefs = NotificationPreference(user_id=user.id)

@@ -14,6 +14,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_babel import gettext as _
@@ -533,7 +534,9 @@ def preferences():
             email_on_assignment="email_on_assignment" in request.form,
             email_on_mention="email_on_mention" in request.form,
             daily_digest="daily_digest" in request.form,
+            locale=request.form.get("locale") or None,
         )
+        session.pop("lang", None)  # the account's language now wins over the footer link
         flash(_("Préférences enregistrées."), "success")
         return redirect(url_for("inbox.preferences"))
     return render_template("inbox/preferences.html", prefs=services.preferences(current_user))
