@@ -44,3 +44,40 @@ def test_forged_event_inserted_behind_the_services_back_is_detected(app):
         db.session.commit()
         broken = audit.verify_chain()
     assert len(broken) == 1
+
+
+@pytest.mark.postgresql
+def test_writer_waiting_for_the_chain_lock_links_to_the_event_committed_meanwhile(app):
+    import threading
+
+    first_flushed, release_first = threading.Event(), threading.Event()
+    hashes: dict[str, str] = {}
+
+    def first() -> None:
+        with app.app_context():
+            hashes["first"] = audit.record("test.first").hash
+            db.session.flush()
+            first_flushed.set()
+            release_first.wait(timeout=30)
+            db.session.commit()
+            db.session.remove()
+
+    def second() -> None:
+        with app.app_context():
+            first_flushed.wait(timeout=30)
+            hashes["second_prev"] = audit.record("test.second").prev_hash  # waits for the lock
+            db.session.commit()
+            db.session.remove()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    first_flushed.wait(timeout=30)
+    threads[1].join(timeout=0.5)  # the second writer is now queued on the chain lock
+    assert threads[1].is_alive()
+    release_first.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert hashes["second_prev"] == hashes["first"]
+    with app.app_context():
+        assert audit.verify_chain() == []

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from app.engine import sandbox
 from app.engine.sandbox import (
     SandboxError,
+    check_expression,
     check_script,
     evaluate,
     execute,
@@ -131,3 +133,38 @@ def test_helpers_cannot_be_overwritten_by_a_script():
 
 def test_date_helper_reads_python_and_feel_spellings():
     assert evaluate('date("2026-12-18") == date(2026, 12, 18)', {}) is True
+
+
+def test_an_accepted_condition_is_parsed_once_and_stays_right_for_new_data():
+    tree = check_expression("amount > 5000 and type == 'facture'")
+    assert check_expression("amount > 5000 and type == 'facture'") is tree
+    assert evaluate("amount > 5000 and type == 'facture'", {"amount": 9000, "type": "facture"})
+    assert not evaluate("amount > 5000 and type == 'facture'", {"amount": 10, "type": "facture"})
+
+
+def test_a_refused_expression_is_refused_every_time():
+    for _ in range(2):
+        with pytest.raises(SandboxError, match="Fonction inconnue"):
+            check_expression("plus_tard(3)")
+
+
+@pytest.fixture
+def own_helpers(monkeypatch):
+    """Helpers registered by a test vanish with it, and so do the trees checked with them."""
+    monkeypatch.setattr(sandbox, "HELPERS", dict(sandbox.HELPERS))
+    yield
+    sandbox._checked_expression.cache_clear()
+    sandbox._checked_script.cache_clear()
+
+
+def test_a_new_helper_is_checked_against_the_current_helpers(own_helpers):
+    with pytest.raises(SandboxError, match="Fonction inconnue"):
+        evaluate("double(2)", {})
+    sandbox.register_helper("double", lambda n: 2 * n)
+    assert evaluate("double(2)", {}) == 4
+    kept = check_script("x = double(2)")
+    del sandbox.HELPERS["double"]
+    sandbox.register_helper("triple", lambda n: 3 * n)  # any registration checks afresh
+    assert check_script("y = triple(1)") is not kept
+    with pytest.raises(SandboxError, match="Fonction inconnue"):
+        check_script("x = double(2)")

@@ -6,7 +6,8 @@ import re
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, inspect, select
+from sqlalchemy.orm import joinedload
 
 from app.auth.models import Group, LoginAttempt, OrgUnit, OrgUnitKind, Role, User
 from app.core import audit
@@ -34,6 +35,23 @@ def get_user(user_id: int) -> User:
     user = db.session.get(User, user_id)
     if user is None:
         raise NotFound("Utilisateur introuvable.")
+    return user
+
+
+def refresh_with_groups(user: User) -> User:
+    """Reload a user whose row a commit expired together with their groups, in one query.
+
+    A user kept across transactions (a worker, a script, a test) is otherwise reloaded in
+    two queries by the first permission check: the row, then the groups.
+    """
+    state = inspect(user)
+    if state.session is db.session() and state.expired and "groups" not in state.dict:
+        db.session.execute(
+            select(User)
+            .where(User.id == state.identity[0])
+            .options(joinedload(User.groups))
+            .execution_options(populate_existing=True)
+        ).unique().scalar_one_or_none()
     return user
 
 

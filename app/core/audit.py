@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import ForeignKey, String, event, select, text
+from sqlalchemy import ForeignKey, String, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.db import JSONType, UTCDateTime, utcnow
@@ -16,7 +16,6 @@ from app.core.extensions import db
 
 GENESIS = "0" * 64
 _TAIL = "missive.audit_tail"
-_PG_LOCK_KEY = 7_310_001  # pg_advisory_xact_lock key that serialises chain appends
 
 
 class AuditEvent(db.Model):
@@ -69,16 +68,7 @@ def record(
     session = db.session()
     previous = session.info.get(_TAIL)
     if previous is None:
-        if db.engine.dialect.name == "postgresql":
-            # Lock first, then read the chain's end in a new statement: under READ COMMITTED
-            # only a statement started after the lock sees the previous holder's event.
-            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-        previous = (
-            session.execute(
-                select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-            ).scalar()
-            or GENESIS
-        )
+        previous = _chain_tail(session)
     actor_id = getattr(actor, "id", actor) if actor is not None else None
     at = utcnow()
     clean = json.loads(json.dumps(data or {}, default=str))
@@ -97,6 +87,35 @@ def record(
     session.add(entry)
     session.info[_TAIL] = entry.hash
     return entry
+
+
+# Lock first, then read the chain's end in a new statement: under READ COMMITTED only a
+# statement started after the lock sees the previous holder's event. On PostgreSQL both go
+# in one simple-protocol message (one round trip); each statement still takes its own
+# snapshot, so the read sees what the lock's previous holder committed.
+# 7310001 is the advisory lock key that serialises chain appends.
+_PG_LOCK_THEN_TAIL = (
+    "SELECT pg_advisory_xact_lock(7310001); SELECT hash FROM audit_event ORDER BY id DESC LIMIT 1"
+)
+_TAIL_QUERY = select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+
+
+def _chain_tail(session: Session) -> str:
+    """Take the chain lock (PostgreSQL) and return the hash of the last event."""
+    if db.engine.dialect.name != "postgresql":  # SQLite: the transaction holds the write lock
+        return session.execute(_TAIL_QUERY).scalar() or GENESIS
+    result = session.connection().exec_driver_sql(
+        _PG_LOCK_THEN_TAIL, execution_options={"no_parameters": True}
+    )
+    try:
+        cursor = result.cursor  # the driver's cursor holds both results, lock first
+        cursor.fetchall()
+        if not cursor.nextset():
+            raise RuntimeError("the audit chain's tail query returned no result")
+        row = cursor.fetchone()
+    finally:
+        result.close()
+    return row[0] if row else GENESIS
 
 
 @event.listens_for(Session, "after_commit")

@@ -118,11 +118,22 @@ def _message(error) -> str:
             return "Valeur invalide."
 
 
-def schema_errors(data: Any, schema: dict, registry: Registry | None = None) -> list[dict]:
-    """Return ``[{"field", "message"}]`` for every way ``data`` breaks ``schema``."""
-    validator = Draft202012Validator(
+def compile_schema(schema: dict, registry: Registry | None = None) -> Draft202012Validator:
+    """A validator for ``schema``, to keep when the same schema checks data again and again."""
+    return Draft202012Validator(
         schema, registry=registry or Registry(), format_checker=format_checker
     )
+
+
+def schema_errors(
+    data: Any, schema: dict | Draft202012Validator, registry: Registry | None = None
+) -> list[dict]:
+    """Return ``[{"field", "message"}]`` for every way ``data`` breaks ``schema``
+    (a schema, or a validator from ``compile_schema``)."""
+    if isinstance(schema, Draft202012Validator):
+        validator = schema
+    else:
+        validator = compile_schema(schema, registry)
     errors = []
     for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
         if error.validator in ("anyOf", "oneOf", "allOf") and error.context:

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import bindparam, delete, event, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -29,6 +29,7 @@ from app.auth.models import Group, User
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound
 from app.core.extensions import db
+from app.core.validation import compile_schema
 from app.engine import sandbox
 from app.engine.handlers import HandlerContext, get_handler, instance_completed_listeners
 from app.engine.models import (
@@ -76,6 +77,20 @@ SUMMARY_KEYS = (
 )
 _SPEC_CACHE_SIZE = 64
 _spec_cache: OrderedDict[tuple[int, str], tuple[Any, dict]] = OrderedDict()
+_FORM_CACHE_SIZE = 256
+_form_cache: OrderedDict[tuple[int, str, str], Any] = OrderedDict()
+
+
+def _cached(cache: OrderedDict, key: tuple, size: int, build: Callable[[], Any]) -> Any:
+    value = cache.get(key)
+    if value is None:
+        value = build()
+        cache[key] = value
+        while len(cache) > size:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return value
 
 
 def version_specs(version: ProcessVersion) -> tuple[Any, dict]:
@@ -84,16 +99,31 @@ def version_specs(version: ProcessVersion) -> tuple[Any, dict]:
     The key includes the content hash: a restored database may reuse an id, never with
     the same content.
     """
-    key = (version.id, version.content_hash)
-    cached = _spec_cache.get(key)
-    if cached is None:
-        cached = specs_from_json(version.spec)
-        _spec_cache[key] = cached
-        while len(_spec_cache) > _SPEC_CACHE_SIZE:
-            _spec_cache.popitem(last=False)
-    else:
-        _spec_cache.move_to_end(key)
-    return cached
+    return _cached(
+        _spec_cache,
+        (version.id, version.content_hash),
+        _SPEC_CACHE_SIZE,
+        lambda: specs_from_json(version.spec),
+    )
+
+
+def form_validator(version: ProcessVersion, form_key: str | None):
+    """The compiled JSON Schema validator of a form at a version (None: no form).
+
+    Forms are snapshotted into the version at deploy time, so like the specs they never
+    change under the same id and content hash.
+    """
+    if not form_key:
+        return None
+    schema = (version.forms or {}).get(form_key)
+    if schema is None:
+        return None
+    return _cached(
+        _form_cache,
+        (version.id, version.content_hash, form_key),
+        _FORM_CACHE_SIZE,
+        lambda: compile_schema(schema),
+    )
 
 
 # --- work to do once the transaction has committed -----------------------------------------
@@ -175,23 +205,29 @@ def lock_instance(instance_id: int) -> ProcessInstance:
     return instance
 
 
+# Built once: a completion only binds the task id.
+_TASK_WITH_INSTANCE = (
+    # The version comes along (immutable, not locked): restoring needs it.
+    select(HumanTask, ProcessInstance, ProcessVersion)
+    .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+    .join(ProcessVersion, ProcessVersion.id == ProcessInstance.version_id)
+    .where(HumanTask.id == bindparam("task_id"))
+    .execution_options(populate_existing=True)
+)
+_TASK_WITH_INSTANCE_LOCKED = _TASK_WITH_INSTANCE.with_for_update(of=[ProcessInstance, HumanTask])
+
+
 def lock_task(task_id: int) -> tuple[HumanTask, ProcessInstance]:
     """Load a task with its instance, the instance row locked, both fresh, in one query.
 
     On PostgreSQL a waiting transaction re-reads both rows once the lock is granted, so a
     task completed meanwhile is seen as completed.
     """
-    stmt = (
-        # The version comes along (immutable, not locked): restoring needs it.
-        select(HumanTask, ProcessInstance, ProcessVersion)
-        .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
-        .join(ProcessVersion, ProcessVersion.id == ProcessInstance.version_id)
-        .where(HumanTask.id == task_id)
-        .execution_options(populate_existing=True)
-    )
     if db.engine.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=[ProcessInstance, HumanTask])
-    row = db.session.execute(stmt).one_or_none()
+        stmt = _TASK_WITH_INSTANCE_LOCKED
+    else:
+        stmt = _TASK_WITH_INSTANCE
+    row = db.session.execute(stmt, {"task_id": task_id}).one_or_none()
     if row is None:
         raise NotFound("Tâche introuvable.")
     task, instance, version = row
@@ -306,6 +342,8 @@ def _sync_human_tasks(instance, ready_tasks: list, workflow, actor) -> list[Huma
         row.completed_at = now
         closed.append(row.id)
     if closed:  # the inbox's join table only holds open tasks
+        # Built here, with the ids as literals: the session then also forgets the deleted
+        # rows it holds (SQLite may give a deleted row's id to the next new one).
         db.session.execute(delete(TaskCandidate).where(TaskCandidate.task_id.in_(closed)))
     created = []
     for spiff_id, task in ready.items():

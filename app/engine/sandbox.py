@@ -10,6 +10,7 @@ powers, string lengths and comprehensions); scripts are a small statement langua
 from __future__ import annotations
 
 import ast
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -144,6 +145,9 @@ _FORBIDDEN_NAMES = {
 def register_helper(name: str, func: Callable[..., Any]) -> None:
     """Make a function callable from every expression and script (e.g. working days)."""
     HELPERS[name] = func
+    # Trees were checked against the helpers known then: check again with the new set.
+    _checked_expression.cache_clear()
+    _checked_script.cache_clear()
 
 
 def _refuse(node: ast.AST, message: str) -> SandboxError:
@@ -176,11 +180,20 @@ def _check_tree(tree: ast.AST) -> None:
 
 
 def check_expression(expression: str) -> ast.Expression:
-    """Parse an expression and refuse what the sandbox does not allow."""
+    """Parse an expression and refuse what the sandbox does not allow.
+
+    Accepted trees are kept (the same conditions run at every step of every instance);
+    they are only read, never changed, by the evaluator.
+    """
     if not isinstance(expression, str) or not expression.strip():
         raise SandboxError("Expression vide")
     if len(expression) > MAX_SOURCE_LENGTH:
         raise SandboxError("Expression trop longue")
+    return _checked_expression(expression)
+
+
+@functools.lru_cache(maxsize=2048)
+def _checked_expression(expression: str) -> ast.Expression:
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as exc:
@@ -190,11 +203,16 @@ def check_expression(expression: str) -> ast.Expression:
 
 
 def check_script(script: str) -> ast.Module:
-    """Parse a script and refuse statements outside the allowed subset."""
+    """Parse a script and refuse statements outside the allowed subset (accepted trees kept)."""
     if len(script or "") > MAX_SOURCE_LENGTH:
         raise SandboxError("Script trop long")
+    return _checked_script(script or "")
+
+
+@functools.lru_cache(maxsize=512)
+def _checked_script(script: str) -> ast.Module:
     try:
-        tree = ast.parse(script or "", mode="exec")
+        tree = ast.parse(script, mode="exec")
     except SyntaxError as exc:
         raise SandboxError(f"Script invalide : {exc.msg} (ligne {exc.lineno})") from exc
     _check_tree(tree)

@@ -21,12 +21,13 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.auth.models import User
+from app.auth.services import refresh_with_groups
 from app.core import audit
 from app.core.db import utcnow
 from app.core.errors import Conflict, MissiveError, NotFound, PayloadTooLarge, ValidationFailed
 from app.core.extensions import db
 from app.core.permissions import require
-from app.core.validation import schema_errors
+from app.core.validation import Draft202012Validator, schema_errors
 from app.engine import runtime
 from app.engine.compiler import Library, compile_files
 from app.engine.forms import FORMS_DIR, FormRegistry
@@ -304,7 +305,7 @@ def list_definitions(key: str | None = None) -> list[ProcessDefinition]:
 # --- data checks -----------------------------------------------------------------------
 
 
-def _check_data(data: Any, schema: dict | None, detail: str) -> dict:
+def _check_data(data: Any, form: Draft202012Validator | None, detail: str) -> dict:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -317,8 +318,8 @@ def _check_data(data: Any, schema: dict | None, detail: str) -> dict:
             "Les données d'une tâche contiennent des identifiants, pas des documents : "
             f"{size} octets reçus, {MAX_TASK_DATA_BYTES} au plus."
         )
-    if schema:
-        errors = schema_errors(data, schema)
+    if form is not None:
+        errors = schema_errors(data, form)
         if errors:
             raise ValidationFailed(detail, errors=errors)
     return data
@@ -462,8 +463,8 @@ def start_instance(
             stmt.order_by(ProcessVersion.version.desc()).limit(1)
         ).scalar_one()
     if actor is not None:
-        require(actor, "start", "process", target)
-    start_form = target.forms.get(target.start_form_key) if target.start_form_key else None
+        require(refresh_with_groups(actor), "start", "process", target)
+    start_form = runtime.form_validator(target, target.start_form_key)
     data = dict(_check_data(data, start_form, "Les données de démarrage ne sont pas valides."))
     if actor is not None:
         data.setdefault("initiator", actor.email)
@@ -620,6 +621,7 @@ def get_task(task_id: int, actor: User | None = None, action: str = "view") -> H
 
 
 def _require_task(actor: User, action: str, task: HumanTask) -> None:
+    refresh_with_groups(actor)
     if action != "view" and task.status != TaskStatus.OPEN:
         raise Conflict("Cette tâche est déjà terminée.")
     if action == "complete" and task.delegation_state == "pending":
@@ -747,7 +749,8 @@ def complete_task(task_id: int, data: dict | None, actor: User) -> HumanTask:
     """Complete a task with form data (422 on invalid data, 409 if someone was faster)."""
     task, instance = runtime.lock_task(task_id)
     _require_task(actor, "complete", task)
-    data = _check_data(data, task_form(task), "Le formulaire contient des erreurs.")
+    form = runtime.form_validator(task.instance.version, task.form_key)
+    data = _check_data(data, form, "Le formulaire contient des erreurs.")
     runtime.require_running(instance)
     if task.assignee_id is None:
         task.assignee_id, task.claimed_at = actor.id, utcnow()
