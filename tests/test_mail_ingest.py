@@ -266,26 +266,27 @@ def test_ingest_interrupted_mid_batch_then_run_again_registers_each_message_once
     imap.append("routes", [fx.with_pdf(i, size=3000) for i in range(12)])
     box_id = add_box(app, imap, "routes")
     app.config["MISSIVE_MAIL_BATCH"] = 5
-    original = mail.ingest_message
+    original = mail._mail_message
     calls = {"n": 0}
 
     class Crash(BaseException):
         """Stands for the process being killed."""
 
-    def crash_after_seven(*args, **kwargs):
+    def crash_at_the_eighth(*args, **kwargs):
+        # the 8th message: its batch's cases are numbered and flushed, not committed
         calls["n"] += 1
         if calls["n"] == 8:
             raise Crash
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(mail, "ingest_message", crash_after_seven)
+    monkeypatch.setattr(mail, "_mail_message", crash_at_the_eighth)
     with pytest.raises(Crash):
         fetch(app, box_id)
     with app.app_context():
         db.session.rollback()
         assert len(cases(app)) == 5  # the first batch committed, the second was lost whole
     assert imap.count("routes") == 7
-    monkeypatch.setattr(mail, "ingest_message", original)
+    monkeypatch.setattr(mail, "_mail_message", original)
     report = fetch(app, box_id)
     app.config["MISSIVE_MAIL_BATCH"] = 25
     assert report.registered == 7

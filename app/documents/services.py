@@ -47,6 +47,36 @@ def add_document(
     Raises ``storage.StorageError`` before anything is recorded when the bytes cannot be
     written, so the caller's transaction can roll back cleanly.
     """
+    document = new_document(
+        data,
+        filename=filename,
+        mime_type=mime_type,
+        actor=actor,
+        kind=kind,
+        description=description,
+        parent=parent,
+        flags=flags,
+        text=text,
+    )
+    db.session.flush()
+    record_creation(document, actor)
+    return document
+
+
+def new_document(
+    data: bytes,
+    *,
+    filename: str,
+    mime_type: str,
+    actor=None,
+    kind: str = "original",
+    description: str | None = None,
+    parent: Document | None = None,
+    flags: dict | None = None,
+    text: str | None = None,
+) -> Document:
+    """Store bytes and add their document to the session, unflushed: for callers recording
+    many documents with one flush, which then call ``record_creation`` for each."""
     digest = storage.put(data)
     document = Document(
         sha256=digest,
@@ -61,20 +91,23 @@ def add_document(
         text=text,
     )
     db.session.add(document)
-    db.session.flush()
+    return document
+
+
+def record_creation(document: Document, actor=None) -> None:
+    """Write the audit event of a new document (flushed: it has its id)."""
     audit.record(
         "document.create",
         actor=actor,
         object_type="document",
         object_id=document.id,
         data={
-            "sha256": digest,
+            "sha256": document.sha256,
             "filename": document.filename,
-            "kind": kind,
-            "parent": parent.id if parent else None,
+            "kind": document.kind,
+            "parent": document.parent.id if document.parent else None,
         },
     )
-    return document
 
 
 def get_document(document_id: int, actor=None) -> Document:
