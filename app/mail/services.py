@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -538,41 +536,28 @@ def fetch_mailbox(mailbox: Mailbox, limit: int | None = None) -> FetchReport:
     return report
 
 
-def _prestore(batch: list[imap.Fetched]) -> dict[int, ParsedMessage]:
-    """Parse a batch and write its files to storage concurrently (fsync latency overlaps).
-
-    Storage is content-addressed, so the registration's own writes then find the files in
-    place; a write failing here fails again, at the right moment, during registration.
-    """
-    parsed = {fetched.uid: parse_message(fetched.raw) for fetched in batch}
-    blobs = [fetched.raw for fetched in batch] + [
-        attachment.data for message in parsed.values() for attachment in message.attachments
-    ]
-    app = current_app._get_current_object()
-
-    def put(data: bytes) -> None:
-        with app.app_context(), suppress(StorageError):  # reported by the registration
-            storage.put(data)
-
-    with ThreadPoolExecutor(max_workers=STORE_THREADS) as pool:
-        list(pool.map(put, blobs))
-    return parsed
-
-
 def _ingest_batch(
     mailbox: Mailbox, folder: str, uidvalidity: int, batch: list[imap.Fetched], report: FetchReport
 ) -> tuple[list[int], list[int], bool]:
     """Register a batch in one transaction; return the UIDs to move, those that could not
     be registered, and whether the run must stop (storage failure).
 
-    The batch is registered whole first; when that fails it is rolled back (its numbers
-    with it) and taken again message by message, a savepoint each, so that a bad message
-    costs only itself and a storage failure only itself and the messages after it.
+    The batch is registered whole first, its files written behind the parsing and the
+    statements and all durable before the commit; when that fails it is rolled back (its
+    numbers with it) and taken again message by message, a savepoint each, so that a bad
+    message costs only itself and a storage failure only itself and the messages after it.
     """
     mailbox_id, name = mailbox.id, mailbox.name
-    parsed = _prestore(batch)
+    parsed: dict[int, ParsedMessage] = {}
     try:
-        outcomes = ingest_messages(mailbox, folder, uidvalidity, batch, parsed)
+        with storage.Writer(STORE_THREADS) as writer:
+            for fetched in batch:
+                writer.submit(fetched.raw)
+                parsed[fetched.uid] = message = parse_message(fetched.raw)
+                for attachment in message.attachments:
+                    writer.submit(attachment.data)
+            outcomes = ingest_messages(mailbox, folder, uidvalidity, batch, parsed)
+            writer.wait()
         db.session.commit()
     except Exception as exc:
         db.session.rollback()
