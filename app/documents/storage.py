@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -48,17 +51,17 @@ def put(data: bytes) -> str:
 
 class Writer:
     """Stores files in background threads, so that their fsyncs overlap each other and
-    the caller's work (parsing, database statements); used as a context manager.
+    the caller's work (parsing, database statements); a context manager owning its threads.
 
-    The caller must ``wait`` before committing anything that names the files: it returns
-    once every file is durable, or raises the first ``StorageError``.
+    Inside ``deferring()``, ``put`` of bytes given to ``submit`` returns at once; the
+    caller must ``wait`` before committing anything that names those files: it returns
+    once every one is durable, or raises the first ``StorageError``.
     """
 
     def __init__(self, threads: int = 8) -> None:
         self.root = root()
         self.queued: dict[str, Future] = {}
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="storage")
-        self._token = None
 
     def submit(self, data: bytes) -> str:
         """Start storing bytes; return their sha256."""
@@ -73,12 +76,22 @@ class Writer:
         for future in self.queued.values():
             future.result()
 
+    @contextmanager
+    def deferring(self) -> Iterator[Writer]:
+        """A block where ``put`` leaves submitted bytes to the writer; on leaving it, the
+        writes are over (failed or not) and forgotten."""
+        token = _writer.set(self)
+        try:
+            yield self
+        finally:
+            _writer.reset(token)
+            futures_wait(list(self.queued.values()))
+            self.queued.clear()
+
     def __enter__(self) -> Writer:
-        self._token = _writer.set(self)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        _writer.reset(self._token)
         self._pool.shutdown(wait=True)
 
 

@@ -52,6 +52,7 @@ from app.mail.parsing import ParsedMessage, parse_message
 
 log = logging.getLogger(__name__)
 STORE_THREADS = 8
+SUMMARY = 4000  # characters of the body kept as the case's summary
 
 
 # --- configuration ---------------------------------------------------------------------
@@ -413,7 +414,7 @@ def _register(
                 received_at=fetched.internal_date or utcnow(),
                 type_code=mailbox.type_code,
                 sender=_sender(parsed, senders),
-                summary=parsed.text[:4000] or None,
+                summary=parsed.text[:SUMMARY] or None,
                 service_group=mailbox.group_name,
                 data={
                     "mail": {
@@ -425,7 +426,8 @@ def _register(
                 },
                 flags=flags,
                 files=files,
-                search_text=[parsed.text],
+                # the summary is indexed: the body again only when it is longer
+                search_text=[parsed.text] if len(parsed.text) > SUMMARY else [],
             )
         )
     cases = registry.record_cases(intakes)
@@ -505,7 +507,7 @@ def fetch_mailbox(mailbox: Mailbox, limit: int | None = None) -> FetchReport:
     limit = limit or int(current_app.config.get("MISSIVE_MAIL_MAX_PER_RUN", 1000))
     try:
         password = crypto.decrypt(mailbox.secret)
-        with imap.connect(mailbox, password) as client:
+        with imap.connect(mailbox, password) as client, storage.Writer(STORE_THREADS) as writer:
             uidvalidity = imap.open_folder(client, folder)
             imap.ensure_folder(client, mailbox.processed_folder)
             uids = imap.pending_uids(client)[:limit]
@@ -513,7 +515,7 @@ def fetch_mailbox(mailbox: Mailbox, limit: int | None = None) -> FetchReport:
                 chunk = uids[start : start + batch_size]
                 mailbox = db.session.get(Mailbox, mailbox_id)
                 done, failed, stop = _ingest_batch(
-                    mailbox, folder, uidvalidity, imap.fetch(client, chunk), report
+                    mailbox, folder, uidvalidity, imap.fetch(client, chunk), report, writer
                 )
                 imap.move_messages(client, done, mailbox.processed_folder)
                 report.moved += len(done)
@@ -537,7 +539,12 @@ def fetch_mailbox(mailbox: Mailbox, limit: int | None = None) -> FetchReport:
 
 
 def _ingest_batch(
-    mailbox: Mailbox, folder: str, uidvalidity: int, batch: list[imap.Fetched], report: FetchReport
+    mailbox: Mailbox,
+    folder: str,
+    uidvalidity: int,
+    batch: list[imap.Fetched],
+    report: FetchReport,
+    writer: storage.Writer,
 ) -> tuple[list[int], list[int], bool]:
     """Register a batch in one transaction; return the UIDs to move, those that could not
     be registered, and whether the run must stop (storage failure).
@@ -550,7 +557,7 @@ def _ingest_batch(
     mailbox_id, name = mailbox.id, mailbox.name
     parsed: dict[int, ParsedMessage] = {}
     try:
-        with storage.Writer(STORE_THREADS) as writer:
+        with writer.deferring():
             for fetched in batch:
                 writer.submit(fetched.raw)
                 parsed[fetched.uid] = message = parse_message(fetched.raw)
