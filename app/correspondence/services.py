@@ -41,7 +41,7 @@ from app.correspondence.models import (
 from app.correspondence.permissions import visible_condition
 from app.deadlines import services as deadlines
 from app.documents.models import Document
-from app.documents.services import add_document, new_document, record_creation
+from app.documents.services import add_document, creation_event, new_document
 
 log = logging.getLogger(__name__)
 
@@ -291,25 +291,27 @@ def record_cases(intakes: list[Intake], actor: User | None = None) -> list[Corre
                 case.copies.append(CaseCopy(group=group, added_by_id=getattr(actor, "id", None)))
         cases.append(case)
     # The flushes are the cost of the ingest's hot path: one inserts the cases with their
-    # documents, links and copies; the audit events wait for the caller's next one.
+    # documents, links and copies; one statement then appends their audit events.
     db.session.flush()
-    with db.session.no_autoflush:
-        for case, intake in zip(cases, intakes, strict=True):
-            for link in case.attachments:
-                record_creation(link.document, actor)
-            audit.record(
-                "correspondence.register",
-                actor=actor,
-                object_type="correspondence",
-                object_id=case.id,
-                data={
+    events = []
+    for case, intake in zip(cases, intakes, strict=True):
+        events += [creation_event(link.document, actor) for link in case.attachments]
+        events.append(
+            {
+                "action": "correspondence.register",
+                "actor": actor,
+                "object_type": "correspondence",
+                "object_id": case.id,
+                "data": {
                     "chrono": case.chrono,
                     "channel": str(intake.channel),
                     "type": intake.type_code,
                     "documents": [link.document.id for link in case.attachments],
                     "flags": sorted(case.flags),
                 },
-            )
+            }
+        )
+    audit.record_many(events)
     search.index_new_cases(
         [(case, intake.search_text) for case, intake in zip(cases, intakes, strict=True)]
     )

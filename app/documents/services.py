@@ -59,7 +59,7 @@ def add_document(
         text=text,
     )
     db.session.flush()
-    record_creation(document, actor)
+    audit.record(**creation_event(document, actor))
     return document
 
 
@@ -76,7 +76,7 @@ def new_document(
     text: str | None = None,
 ) -> Document:
     """Store bytes and add their document to the session, unflushed: for callers recording
-    many documents with one flush, which then call ``record_creation`` for each."""
+    many documents with one flush, which then write each one's ``creation_event``."""
     digest = storage.put(data)
     document = Document(
         sha256=digest,
@@ -94,20 +94,21 @@ def new_document(
     return document
 
 
-def record_creation(document: Document, actor=None) -> None:
-    """Write the audit event of a new document (flushed: it has its id)."""
-    audit.record(
-        "document.create",
-        actor=actor,
-        object_type="document",
-        object_id=document.id,
-        data={
+def creation_event(document: Document, actor=None) -> dict:
+    """The audit event of a new document (flushed: it has its id), for ``audit.record``
+    or ``audit.record_many``."""
+    return {
+        "action": "document.create",
+        "actor": actor,
+        "object_type": "document",
+        "object_id": document.id,
+        "data": {
             "sha256": document.sha256,
             "filename": document.filename,
             "kind": document.kind,
             "parent": document.parent.id if document.parent else None,
         },
-    )
+    }
 
 
 def get_document(document_id: int, actor=None) -> Document:

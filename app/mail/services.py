@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from app.auth.models import Group, User
 from app.contacts.models import Contact
@@ -382,9 +382,11 @@ def _ingest_one(
         search.append_text(target, parsed.text)
     if quarantined:
         target.flags = {**(target.flags or {}), "quarantine": quarantined}
-    message = _mail_message(fetched, parsed)
-    message.correspondence_id = target.id
-    message.raw_document_id = documents[0].id
+    message = MailMessage(
+        **_message_values(fetched, parsed),
+        correspondence_id=target.id,
+        raw_document_id=documents[0].id,
+    )
     _receive(mailbox, folder, uidvalidity, fetched, message)
     return "threaded", target.id
 
@@ -431,13 +433,32 @@ def _register(
             )
         )
     cases = registry.record_cases(intakes)
+    rows = []
     for (fetched, parsed), case in zip(messages, cases, strict=True):
-        message = _mail_message(fetched, parsed, case.received_at)
-        message.correspondence_id = case.id
-        message.raw_document_id = next(
+        raw_document_id = next(
             link.document_id for link in case.attachments if link.role == "raw_message"
         )
-        _receive(mailbox, folder, uidvalidity, fetched, message)
+        rows.append(
+            _message_values(fetched, parsed, case.received_at)
+            | {"correspondence_id": case.id, "raw_document_id": raw_document_id}
+        )
+    # plain statements for the batch's messages and receipts (no unit-of-work round)
+    ids = db.session.execute(
+        insert(MailMessage).returning(MailMessage.id, sort_by_parameter_order=True), rows
+    ).scalars()
+    db.session.execute(
+        insert(MailReceipt),
+        [
+            {
+                "mailbox_id": mailbox.id,
+                "folder": folder,
+                "uidvalidity": uidvalidity,
+                "uid": fetched.uid,
+                "message_id": message_id,
+            }
+            for (fetched, _), message_id in zip(messages, ids, strict=True)
+        ],
+    )
     return cases
 
 
@@ -455,24 +476,25 @@ def _sender(parsed: ParsedMessage, found: dict[str, Contact]) -> Contact | None:
     return match.contact
 
 
-def _mail_message(
+def _message_values(
     fetched: imap.Fetched, parsed: ParsedMessage, received_at: datetime | None = None
-) -> MailMessage:
-    return MailMessage(
-        message_key=parsed.key,
-        message_id=(parsed.message_id or None) and parsed.message_id[:998],
-        digest=parsed.digest,
-        subject=parsed.subject[:998] or None,
-        from_address=parsed.from_address,
-        sent_at=parsed.sent_at,
-        received_at=received_at or fetched.internal_date or utcnow(),
-        in_reply_to=parsed.in_reply_to,
-        references=parsed.references,
-        text_body=parsed.text,
-        html_body=parsed.html,
-        problems=parsed.problems[:50],
-        size=len(fetched.raw),
-    )
+) -> dict:
+    """The columns of a ``MailMessage`` (without its case and raw document)."""
+    return {
+        "message_key": parsed.key,
+        "message_id": (parsed.message_id or None) and parsed.message_id[:998],
+        "digest": parsed.digest,
+        "subject": parsed.subject[:998] or None,
+        "from_address": parsed.from_address,
+        "sent_at": parsed.sent_at,
+        "received_at": received_at or fetched.internal_date or utcnow(),
+        "in_reply_to": parsed.in_reply_to,
+        "references": parsed.references,
+        "text_body": parsed.text,
+        "html_body": parsed.html,
+        "problems": parsed.problems[:50],
+        "size": len(fetched.raw),
+    }
 
 
 def _receive(
