@@ -12,6 +12,9 @@ then measures in the same run:
   circuits are queued for the worker (not started here);
 * distribution (a sample): starting the circuits of registered items.
 
+After the timed ingest (outside it) the run checks that the chrono numbers are 1..N without
+a gap and that the audit chain verifies.
+
 Prints messages per second, the ratio ingest/raw (target ≤ 3) and peak memory.
 """
 
@@ -142,8 +145,15 @@ def main() -> None:
 
             from sqlalchemy import select
 
+            from app.core import audit
             from app.correspondence.models import Correspondence
             from app.correspondence.services import distribute_case
+
+            numbers = db.session.execute(
+                select(Correspondence.sequence).order_by(Correspondence.sequence)
+            ).scalars()
+            assert list(numbers) == list(range(1, args.messages + 1)), "chrono numbers"
+            assert audit.verify_chain() == [], "audit chain"
 
             sample = list(
                 db.session.execute(

@@ -8,7 +8,9 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
+from app.core import audit
 from app.core.extensions import db
+from app.correspondence import services as registry
 from app.correspondence.models import CaseStatus, Channel, Correspondence
 from app.documents import services as documents
 from app.mail import services as mail
@@ -232,6 +234,78 @@ def test_chrono_in_the_subject_threads_a_reply_and_a_closed_case_gets_a_linked_n
         )
 
 
+def test_a_batch_with_a_reply_and_a_repeat_of_its_own_messages_keeps_order_and_chain(app, imap):
+    first = fx.simple(message_id="<premier@example.org>")
+    imap.append(
+        "routes",
+        [
+            fx.with_pdf(1, size=3000),
+            first,
+            fx.reply_to("<premier@example.org>", "Re: Demande d'information"),
+            first,  # the same message delivered twice
+            fx.with_pdf(2, size=3000),
+        ],
+    )
+    box_id = add_box(app, imap, "routes")
+    report = fetch(app, box_id)
+    assert (report.registered, report.threaded, report.duplicates, report.moved) == (3, 1, 1, 5)
+    with app.app_context():
+        registered = cases(app)
+        assert [c.sequence for c in registered] == [1, 2, 3]
+        assert [c.subject for c in registered] == [
+            "Demande numéro 1",
+            "Demande d'information",
+            "Demande numéro 2",
+        ]
+        assert [a.role for a in registered[1].attachments] == ["raw_message", "raw_message"]
+        assert audit.verify_chain() == []
+        [registration] = [
+            e
+            for e in audit.events_for("correspondence", registered[2].id)
+            if e.action == "correspondence.register"
+        ]
+        assert registration.data["chrono"] == registered[2].chrono
+    assert imap.count("routes") == 0
+
+
+def test_a_message_failing_in_its_batch_stays_flagged_and_the_others_are_registered(
+    app, imap, monkeypatch
+):
+    imap.append(
+        "routes",
+        [fx.with_pdf(1, size=3000), fx.simple(subject="Piège"), fx.with_pdf(2, size=3000)],
+    )
+    box_id = add_box(app, imap, "routes")
+    original = registry.record_cases
+
+    def refuse_the_trap(intakes, actor=None):
+        if any(intake.subject == "Piège" for intake in intakes):
+            raise RuntimeError("enregistrement impossible")
+        return original(intakes, actor)
+
+    monkeypatch.setattr(registry, "record_cases", refuse_the_trap)
+    report = fetch(app, box_id)
+    assert (report.registered, report.failed, report.moved) == (2, 1, 2)
+    assert "non enregistré" in report.error
+    with imap.client("routes") as client:
+        client.select_folder("INBOX", readonly=True)
+        [uid] = client.search(["ALL"])
+        kept = client.fetch([uid], ["FLAGS", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])[uid]
+    assert b"\\Flagged" in kept[b"FLAGS"]
+    assert b"Pi" in kept[b"BODY[HEADER.FIELDS (SUBJECT)]"]
+    with app.app_context():
+        assert [(c.sequence, c.subject) for c in cases(app)] == [
+            (1, "Demande numéro 1"),
+            (2, "Demande numéro 2"),
+        ]
+        assert audit.verify_chain() == []
+    monkeypatch.setattr(registry, "record_cases", original)
+    again = fetch(app, box_id)
+    assert (again.registered, again.failed, again.error) == (1, 0, None)
+    with app.app_context():
+        assert [c.sequence for c in cases(app)] == [1, 2, 3]
+
+
 def test_dangerous_attachments_are_quarantined_and_the_case_flagged(app, imap):
     imap.append("routes", [fx.dangerous_attachments()])
     fetch(app, add_box(app, imap, "routes"))
@@ -266,26 +340,27 @@ def test_ingest_interrupted_mid_batch_then_run_again_registers_each_message_once
     imap.append("routes", [fx.with_pdf(i, size=3000) for i in range(12)])
     box_id = add_box(app, imap, "routes")
     app.config["MISSIVE_MAIL_BATCH"] = 5
-    original = mail.ingest_message
+    original = mail._message_values
     calls = {"n": 0}
 
     class Crash(BaseException):
         """Stands for the process being killed."""
 
-    def crash_after_seven(*args, **kwargs):
+    def crash_at_the_eighth(*args, **kwargs):
+        # the 8th message: its batch's cases are numbered and flushed, not committed
         calls["n"] += 1
         if calls["n"] == 8:
             raise Crash
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(mail, "ingest_message", crash_after_seven)
+    monkeypatch.setattr(mail, "_message_values", crash_at_the_eighth)
     with pytest.raises(Crash):
         fetch(app, box_id)
     with app.app_context():
         db.session.rollback()
         assert len(cases(app)) == 5  # the first batch committed, the second was lost whole
     assert imap.count("routes") == 7
-    monkeypatch.setattr(mail, "ingest_message", original)
+    monkeypatch.setattr(mail, "_message_values", original)
     report = fetch(app, box_id)
     app.config["MISSIVE_MAIL_BATCH"] = 25
     assert report.registered == 7

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import ForeignKey, String, event, select
+from sqlalchemy import ForeignKey, String, event, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.db import JSONType, UTCDateTime, utcnow
@@ -66,6 +66,30 @@ def record(
 ) -> AuditEvent:
     """Append an event to the chain inside the caller's transaction (written at its flush)."""
     session = db.session()
+    entry = AuditEvent(**_link(session, action, actor, object_type, object_id, data))
+    session.add(entry)
+    return entry
+
+
+def record_many(events: list[dict]) -> None:
+    """Append events (each with ``record``'s arguments) to the chain inside the caller's
+    transaction, in that order, with one statement: for a batch of registrations."""
+    if not events:
+        return
+    session = db.session()
+    rows = [_link(session, **event) for event in events]
+    session.execute(insert(AuditEvent), rows)
+
+
+def _link(
+    session: Session,
+    action: str,
+    actor: Any = None,
+    object_type: str | None = None,
+    object_id: Any = None,
+    data: dict | None = None,
+) -> dict:
+    """The columns of the next event of the chain; it becomes the chain's end."""
     previous = session.info.get(_TAIL)
     if previous is None:
         previous = _chain_tail(session)
@@ -73,20 +97,19 @@ def record(
     at = utcnow()
     clean = json.loads(json.dumps(data or {}, default=str))
     oid = None if object_id is None else str(object_id)
-    entry = AuditEvent(
-        at=at,
-        actor_id=actor_id,
-        action=action,
-        object_type=object_type,
-        object_id=oid,
-        data=clean,
-        ip=request.remote_addr if has_request_context() else None,
-        prev_hash=previous,
-    )
-    entry.hash = _digest(entry.prev_hash, at, actor_id, action, object_type, oid, clean)
-    session.add(entry)
-    session.info[_TAIL] = entry.hash
-    return entry
+    digest = _digest(previous, at, actor_id, action, object_type, oid, clean)
+    session.info[_TAIL] = digest
+    return {
+        "at": at,
+        "actor_id": actor_id,
+        "action": action,
+        "object_type": object_type,
+        "object_id": oid,
+        "data": clean,
+        "ip": request.remote_addr if has_request_context() else None,
+        "prev_hash": previous,
+        "hash": digest,
+    }
 
 
 # Lock first, then read the chain's end in a new statement: under READ COMMITTED only a

@@ -38,21 +38,32 @@ def next_number(register: str, at: datetime) -> tuple[int, int, str]:
 
     Returns ``(year, sequence, chrono)``; runs in the caller's transaction.
     """
+    return next_numbers(register, at, 1)[0]
+
+
+def next_numbers(register: str, at: datetime, count: int) -> list[tuple[int, int, str]]:
+    """Take the next ``count`` numbers of ``register`` at once (one statement for a batch
+    of registrations); each must be used, or the caller's transaction rolled back."""
+    if count < 1:
+        return []
     year = at.astimezone(PARIS).year
     increment = (
         update(ChronoCounter)
         .where(ChronoCounter.year == year, ChronoCounter.register == register)
-        .values(last_value=ChronoCounter.last_value + 1)
+        .values(last_value=ChronoCounter.last_value + count)
         .returning(ChronoCounter.last_value)
         .execution_options(synchronize_session=False)
     )
-    value = db.session.execute(increment).scalar()
-    if value is None:
+    last = db.session.execute(increment).scalar()
+    if last is None:
         insert = pg_insert if is_postgresql() else sqlite_insert
         db.session.execute(
             insert(ChronoCounter)
             .values(year=year, register=register, last_value=0)
             .on_conflict_do_nothing()
         )
-        value = db.session.execute(increment).scalar_one()
-    return year, value, format_chrono(year, register, value)
+        last = db.session.execute(increment).scalar_one()
+    return [
+        (year, value, format_chrono(year, register, value))
+        for value in range(last - count + 1, last + 1)
+    ]

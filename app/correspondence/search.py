@@ -47,15 +47,10 @@ def case_text(case: Correspondence, extra: list[str] | None = None) -> str:
 
 def index_case(case: Correspondence, extra: list[str] | None = None, new: bool = False) -> None:
     """(Re)index a case in the caller's transaction (``new``: never indexed yet)."""
-    content = case_text(case, extra)
-    if new:  # plain statements, no ORM round trip (the ingest's hot path)
-        postgresql = is_postgresql()
-        db.session.execute(
-            _INSERT_PG if postgresql else _INSERT_SQLITE, {"id": case.id, "content": content}
-        )
-        if not postgresql:
-            _refresh(case.id, content)
+    if new:
+        index_new_cases([(case, extra)])
         return
+    content = case_text(case, extra)
     row = db.session.get(CaseSearch, case.id)
     if row is None:
         row = CaseSearch(correspondence_id=case.id, content=content)
@@ -64,6 +59,23 @@ def index_case(case: Correspondence, extra: list[str] | None = None, new: bool =
         row.content = content
     db.session.flush()
     _refresh(case.id, content)
+
+
+def index_new_cases(cases: list[tuple[Correspondence, list[str] | None]]) -> None:
+    """Index cases never indexed yet, each with its extra text, in the caller's transaction:
+    plain statements, one per table for them all (the hot path of a batch of e-mails)."""
+    if not cases:
+        return
+    rows = [{"id": case.id, "content": case_text(case, extra)} for case, extra in cases]
+    with db.session.no_autoflush:  # the caller flushed the cases; its pending rows wait
+        if is_postgresql():
+            db.session.execute(_INSERT_PG, rows)
+            return
+        db.session.execute(_INSERT_SQLITE, rows)
+        db.session.execute(text("DELETE FROM correspondence_fts WHERE rowid = :id"), rows)
+        db.session.execute(
+            text("INSERT INTO correspondence_fts (rowid, content) VALUES (:id, :content)"), rows
+        )
 
 
 def append_text(case: Correspondence, more: str) -> None:

@@ -41,7 +41,7 @@ from app.correspondence.models import (
 from app.correspondence.permissions import visible_condition
 from app.deadlines import services as deadlines
 from app.documents.models import Document
-from app.documents.services import add_document
+from app.documents.services import add_document, creation_event, new_document
 
 log = logging.getLogger(__name__)
 
@@ -191,78 +191,131 @@ def record_case(intake: Intake, actor: User | None = None) -> Correspondence:
     Raises ``StorageError`` (documents) before anything is flushed for the failing file;
     the caller rolls back its transaction or savepoint.
     """
-    subject = (intake.subject or "").strip() or "(sans objet)"
-    case_type = get_case_type(intake.type_code)
-    unknown = [
-        {"field": field, "message": f"Groupe inconnu : {name}."}
-        for field, names in (("service_group", [intake.service_group]), ("copies", intake.copies))
-        for name in names
-        if name and _group(name) is None
-    ]
-    if unknown:
-        raise ValidationFailed("Service inconnu.", errors=unknown)
+    return record_cases([intake], actor)[0]
+
+
+def record_cases(intakes: list[Intake], actor: User | None = None) -> list[Correspondence]:
+    """Number and record items with their documents, in the caller's transaction, in the
+    order given (consecutive numbers per register).
+
+    The work of ``record_case`` for many items with a handful of statements: the numbers
+    are taken at once, the cases and their documents inserted by one flush, then the
+    audit events and search rows written together. A failure leaves the transaction to
+    roll back whole (the numbers taken with it), as for one item.
+    """
+    if not intakes:
+        return []
+    types: dict[str | None, CaseType | None] = {}
+    groups: dict[str, Group | None] = {}
+
+    def group_named(name: str) -> Group | None:
+        if name not in groups:
+            groups[name] = _group(name)
+        return groups[name]
+
+    for intake in intakes:
+        if intake.type_code not in types:
+            types[intake.type_code] = get_case_type(intake.type_code)
+        unknown = [
+            {"field": field, "message": f"Groupe inconnu : {name}."}
+            for field, names in (
+                ("service_group", [intake.service_group]),
+                ("copies", intake.copies),
+            )
+            for name in names
+            if name and group_named(name) is None
+        ]
+        if unknown:
+            raise ValidationFailed("Service inconnu.", errors=unknown)
     now = utcnow()
-    received_at = intake.received_at or now
-    year, sequence, chrono = numbering.next_number(numbering.register_for(intake.direction), now)
-    case = Correspondence(
-        chrono=chrono,
-        year=year,
-        register=numbering.register_for(intake.direction),
-        sequence=sequence,
-        direction=intake.direction,
-        channel=intake.channel,
-        case_type=case_type,
-        subject=subject[:500],
-        summary=intake.summary,
-        sender=intake.sender,
-        confidentiality=intake.confidentiality,
-        status=CaseStatus.REGISTERED,
-        received_at=received_at,
-        legal_start_at=received_at,
-        registered_at=now,
-        registered_by_id=getattr(actor, "id", None),
-        data=intake.data or {},
-        flags=intake.flags or {},
-        # a new case has none: set them so appending never loads them from the database
-        attachments=[],
-        copies=[],
-        grants=[],
-        redirects=[],
-    )
-    if intake.service_group:
-        group = _group(intake.service_group)
-        case.service_group = intake.service_group
-        case.service = group.org_unit if group is not None else None
-    db.session.add(case)
-    deadlines.start_clocks(case)
-    # Flushes are the cost of the ingest's hot path: the case is inserted by the first
-    # document's flush, the links and copies by the audit event's.
-    for incoming in intake.files:
-        attach_file(case, incoming, actor, index=False)
-    for name in intake.copies:
-        group = _group(name)
-        if group.name != case.service_group and not any(
-            c.group_id == group.id for c in case.copies
-        ):
-            case.copies.append(CaseCopy(group=group, added_by_id=getattr(actor, "id", None)))
-    if case.id is None:
-        db.session.flush()
-    with db.session.no_autoflush:  # the event's own flush writes the pending links too
-        audit.record(
-            "correspondence.register",
-            actor=actor,
-            object_type="correspondence",
-            object_id=case.id,
-            data={
-                "chrono": chrono,
-                "channel": str(intake.channel),
-                "type": intake.type_code,
-                "documents": [link.document.id for link in case.attachments],
-                "flags": sorted(case.flags),
-            },
+    numbers: dict[str, list[tuple[int, int, str]]] = {}
+    for intake in intakes:
+        numbers.setdefault(numbering.register_for(intake.direction), [])
+    for register in numbers:
+        wanted = sum(1 for i in intakes if numbering.register_for(i.direction) == register)
+        numbers[register] = numbering.next_numbers(register, now, wanted)
+    rules: dict = {}
+    cases: list[Correspondence] = []
+    for intake in intakes:
+        register = numbering.register_for(intake.direction)
+        year, sequence, chrono = numbers[register].pop(0)
+        received_at = intake.received_at or now
+        case = Correspondence(
+            chrono=chrono,
+            year=year,
+            register=register,
+            sequence=sequence,
+            direction=intake.direction,
+            channel=intake.channel,
+            case_type=types[intake.type_code],
+            subject=((intake.subject or "").strip() or "(sans objet)")[:500],
+            summary=intake.summary,
+            sender=intake.sender,
+            confidentiality=intake.confidentiality,
+            status=CaseStatus.REGISTERED,
+            received_at=received_at,
+            legal_start_at=received_at,
+            registered_at=now,
+            registered_by_id=getattr(actor, "id", None),
+            data=intake.data or {},
+            flags=intake.flags or {},
+            # a new case has none: set them so appending never loads them from the database
+            attachments=[],
+            copies=[],
+            grants=[],
+            redirects=[],
         )
-    search.index_case(case, extra=intake.search_text, new=True)
-    return case
+        if intake.service_group:
+            group = group_named(intake.service_group)
+            case.service_group = intake.service_group
+            case.service = group.org_unit if group is not None else None
+        db.session.add(case)
+        deadlines.start_clocks(case, rules)
+        for incoming in intake.files:
+            document = new_document(
+                incoming.data,
+                filename=incoming.filename,
+                mime_type=incoming.mime_type,
+                actor=actor,
+                kind=incoming.role,
+                description=incoming.description,
+                flags=incoming.flags or None,
+                text=incoming.text,
+            )
+            case.attachments.append(CaseDocument(document=document, role=incoming.role))
+        for name in intake.copies:
+            group = group_named(name)
+            if group.name != case.service_group and not any(
+                c.group_id == group.id for c in case.copies
+            ):
+                case.copies.append(CaseCopy(group=group, added_by_id=getattr(actor, "id", None)))
+        cases.append(case)
+    # The flushes are the cost of the ingest's hot path: one inserts the cases with their
+    # documents, links and copies; one statement then appends their audit events.
+    db.session.flush()
+    events = []
+    for case, intake in zip(cases, intakes, strict=True):
+        events += [creation_event(link.document, actor) for link in case.attachments]
+        events.append(
+            {
+                "action": "correspondence.register",
+                "actor": actor,
+                "object_type": "correspondence",
+                "object_id": case.id,
+                "data": {
+                    "chrono": case.chrono,
+                    "channel": str(intake.channel),
+                    "type": intake.type_code,
+                    "documents": [link.document.id for link in case.attachments],
+                    "flags": sorted(case.flags),
+                },
+            }
+        )
+    audit.record_many(events)
+    search.index_new_cases(
+        [(case, intake.search_text) for case, intake in zip(cases, intakes, strict=True)]
+    )
+    return cases
 
 
 def attach_file(
@@ -378,7 +431,7 @@ def register_paper(
             )
         )
     try:
-        cases = [record_case(intake, actor) for intake in intakes]
+        cases = record_cases(intakes, actor)
         db.session.commit()
     except Exception:
         db.session.rollback()

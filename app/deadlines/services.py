@@ -326,14 +326,20 @@ CLOCKED_DIRECTIONS = {Direction.INCOMING, Direction.INTERNAL}
 NEVER = "9999-12-31T23:59:59+00:00"
 
 
-def start_clocks(case: Correspondence) -> CaseClock | None:
+def start_clocks(case: Correspondence, rules: dict | None = None) -> CaseClock | None:
     """Set the due date and start the clocks of a newly registered item: requests from the
-    public and internal notes (these only have a service target; outgoing letters none)."""
+    public and internal notes (these only have a service target; outgoing letters none).
+
+    ``rules`` caches the delays resolved by type and channel across a batch of items."""
     if case.direction not in CLOCKED_DIRECTIONS:
         case.due_at = None
         return None
+    rules = {} if rules is None else rules
     with db.session.no_autoflush:  # intake inserts the case later, with its documents
-        rule = clocks.resolve_rule(getattr(case.case_type, "id", None), case.channel)
+        key = (getattr(case.case_type, "id", None), case.channel)
+        if key not in rules:
+            rules[key] = clocks.resolve_rule(*key)
+        rule = rules[key]
         clock = CaseClock(tracking_code=new_tracking_code(), ack_status=AckStatus.PENDING)
         _apply_rule(clock, rule)
         case.clock = clock

@@ -47,6 +47,36 @@ def add_document(
     Raises ``storage.StorageError`` before anything is recorded when the bytes cannot be
     written, so the caller's transaction can roll back cleanly.
     """
+    document = new_document(
+        data,
+        filename=filename,
+        mime_type=mime_type,
+        actor=actor,
+        kind=kind,
+        description=description,
+        parent=parent,
+        flags=flags,
+        text=text,
+    )
+    db.session.flush()
+    audit.record(**creation_event(document, actor))
+    return document
+
+
+def new_document(
+    data: bytes,
+    *,
+    filename: str,
+    mime_type: str,
+    actor=None,
+    kind: str = "original",
+    description: str | None = None,
+    parent: Document | None = None,
+    flags: dict | None = None,
+    text: str | None = None,
+) -> Document:
+    """Store bytes and add their document to the session, unflushed: for callers recording
+    many documents with one flush, which then write each one's ``creation_event``."""
     digest = storage.put(data)
     document = Document(
         sha256=digest,
@@ -61,20 +91,24 @@ def add_document(
         text=text,
     )
     db.session.add(document)
-    db.session.flush()
-    audit.record(
-        "document.create",
-        actor=actor,
-        object_type="document",
-        object_id=document.id,
-        data={
-            "sha256": digest,
-            "filename": document.filename,
-            "kind": kind,
-            "parent": parent.id if parent else None,
-        },
-    )
     return document
+
+
+def creation_event(document: Document, actor=None) -> dict:
+    """The audit event of a new document (flushed: it has its id), for ``audit.record``
+    or ``audit.record_many``."""
+    return {
+        "action": "document.create",
+        "actor": actor,
+        "object_type": "document",
+        "object_id": document.id,
+        "data": {
+            "sha256": document.sha256,
+            "filename": document.filename,
+            "kind": document.kind,
+            "parent": document.parent.id if document.parent else None,
+        },
+    }
 
 
 def get_document(document_id: int, actor=None) -> Document:

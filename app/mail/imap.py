@@ -91,3 +91,10 @@ def move_messages(client: IMAPClient, uids: list[int], folder: str) -> None:
         client.uid_expunge(uids)
     else:
         client.expunge()
+
+
+def flag_messages(client: IMAPClient, uids: list[int]) -> None:
+    """Flag messages (\\Flagged) that could not be registered: they stay in the folder,
+    marked for a person to look at, and are tried again at the next run."""
+    if uids:
+        client.add_flags(uids, [rb"\Flagged"])

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
@@ -32,6 +33,22 @@ _MSGID = re.compile(r"<([^<>\s]+)>")
 _FALLBACK_CHARSETS = ("utf-8", "cp1252")
 _RAW_NAME = re.compile(r"(?:file)?name\s*=\s*\"?([^\";\r\n]+)", re.I)
 _SAFE_NAME = re.compile(r"[^\w .-]+")
+
+
+class _RememberedHeaders(HeaderRegistry):
+    """The standard header classes, each (name, value) parsed once per message:
+    ``EmailMessage`` parses a header again at every access (a part's Content-Type five
+    times or more while it is read). Parsed headers are immutable strings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parsed: dict[tuple[str, str], object] = {}
+
+    def __call__(self, name, value):
+        key = (name, value)
+        if key not in self._parsed:
+            self._parsed[key] = super().__call__(name, value)
+        return self._parsed[key]
 
 
 @dataclass
@@ -277,7 +294,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
     """Read a raw message; never raises (see module docstring)."""
     parsed = ParsedMessage(digest=content_digest(raw))
     try:
-        msg: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)
+        reading = policy.default.clone(header_factory=_RememberedHeaders())
+        msg: EmailMessage = BytesParser(policy=reading).parsebytes(raw)
     except Exception as exc:
         log.warning("message could not be parsed: %s", exc)
         parsed.failed = True

@@ -2,8 +2,11 @@
 
 Every message is registered exactly once:
 
-* each batch of messages is one transaction, each message inside it a savepoint, so a
-  failure leaves nothing half-registered and never skips a chrono number;
+* each batch of messages is one transaction, registered with a handful of statements;
+  when it fails, it is rolled back and taken again with a savepoint per message, so a
+  failure leaves nothing half-registered and never skips a chrono number, and a message
+  that cannot be registered stays in the inbox, flagged (``\\Flagged``), while the others
+  of its batch go through;
 * a message is moved to the *Traités* folder only after its registration committed;
   a crash in between leaves it in the inbox, where the next run recognises it (by
   UIDVALIDITY + UID, else by its Message-ID plus digest) and only moves it;
@@ -17,15 +20,14 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from app.auth.models import Group, User
+from app.contacts.models import Contact
 from app.contacts.services import resolve_sender
 from app.core import audit
 from app.core.db import utcnow
@@ -50,6 +52,7 @@ from app.mail.parsing import ParsedMessage, parse_message
 
 log = logging.getLogger(__name__)
 STORE_THREADS = 8
+SUMMARY = 4000  # characters of the body kept as the case's summary
 
 
 # --- configuration ---------------------------------------------------------------------
@@ -270,17 +273,82 @@ def ingest_message(
     ``duplicate`` (reached another mailbox first), ``threaded`` (a reply added to its
     case) or ``registered``.
     """
-    receipt = db.session.execute(
-        select(MailReceipt).where(
-            MailReceipt.mailbox_id == mailbox.id,
-            MailReceipt.folder == folder,
-            MailReceipt.uidvalidity == uidvalidity,
-            MailReceipt.uid == fetched.uid,
-        )
-    ).scalar()
-    if receipt is not None:
-        return "known", receipt.message.correspondence_id
-    parsed = parsed or parse_message(fetched.raw)
+    [result] = ingest_messages(
+        mailbox, folder, uidvalidity, [fetched], {fetched.uid: parsed} if parsed else None
+    )
+    db.session.flush()
+    return result
+
+
+def ingest_messages(
+    mailbox: Mailbox,
+    folder: str,
+    uidvalidity: int,
+    batch: list[imap.Fetched],
+    parsed: dict[int, ParsedMessage] | None = None,
+) -> list[tuple[str, int | None]]:
+    """Register fetched messages in the caller's transaction, in their order; the outcome
+    of each, as ``ingest_message`` gives it.
+
+    The new messages that answer nothing are registered together (``record_cases``); the
+    others one by one, once the new messages before them are recorded (they may repeat
+    or answer one of those).
+    """
+    parsed = dict(parsed or {})
+    for fetched in batch:
+        if parsed.get(fetched.uid) is None:
+            parsed[fetched.uid] = parse_message(fetched.raw)
+    known = dict(
+        db.session.execute(
+            select(MailReceipt.uid, MailMessage.correspondence_id)
+            .join(MailReceipt.message)
+            .where(
+                MailReceipt.mailbox_id == mailbox.id,
+                MailReceipt.folder == folder,
+                MailReceipt.uidvalidity == uidvalidity,
+                MailReceipt.uid.in_([fetched.uid for fetched in batch]),
+            )
+        ).all()
+    )
+    taken = set(
+        db.session.execute(
+            select(MailMessage.message_key).where(
+                MailMessage.message_key.in_({message.key for message in parsed.values()})
+            )
+        ).scalars()
+    )
+    outcomes: dict[int, tuple[str, int | None]] = {}
+    new: list[tuple[imap.Fetched, ParsedMessage]] = []
+
+    def register_new() -> None:
+        cases = _register(mailbox, folder, uidvalidity, new)
+        for (fetched, _), case in zip(new, cases, strict=True):
+            outcomes[fetched.uid] = ("registered", case.id)
+        new.clear()
+
+    for fetched in batch:
+        message = parsed[fetched.uid]
+        if fetched.uid in known:
+            outcomes[fetched.uid] = ("known", known[fetched.uid])
+        elif message.key in taken or _may_answer(message):
+            register_new()
+            outcomes[fetched.uid] = _ingest_one(mailbox, folder, uidvalidity, fetched, message)
+        else:
+            new.append((fetched, message))
+        taken.add(message.key)
+    register_new()
+    return [outcomes[fetched.uid] for fetched in batch]
+
+
+def _may_answer(parsed: ParsedMessage) -> bool:
+    """Whether a message may belong to a case already (see ``_thread_target``)."""
+    return bool(parsed.in_reply_to or parsed.references or CHRONO_RE.search(parsed.subject))
+
+
+def _ingest_one(
+    mailbox: Mailbox, folder: str, uidvalidity: int, fetched: imap.Fetched, parsed: ParsedMessage
+) -> tuple[str, int | None]:
+    """A message that may repeat or answer another: a copy, a follow-up or a new case."""
     existing = db.session.execute(
         select(MailMessage).where(MailMessage.message_key == parsed.key)
     ).scalar()
@@ -297,57 +365,58 @@ def ingest_message(
         case = db.session.get(Correspondence, existing.correspondence_id)
         if case is not None and mailbox.group_name:
             registry.add_copy(case, mailbox.group_name, None)
-        db.session.flush()
         return "duplicate", existing.correspondence_id
-
-    received_at = fetched.internal_date or utcnow()
-    files, quarantined = _files(parsed, fetched.raw)
-    message = MailMessage(
-        message_key=parsed.key,
-        message_id=(parsed.message_id or None) and parsed.message_id[:998],
-        digest=parsed.digest,
-        subject=parsed.subject[:998] or None,
-        from_address=parsed.from_address,
-        sent_at=parsed.sent_at,
-        received_at=received_at,
-        in_reply_to=parsed.in_reply_to,
-        references=parsed.references,
-        text_body=parsed.text,
-        html_body=parsed.html,
-        problems=parsed.problems[:50],
-        size=len(fetched.raw),
-    )
     target = _thread_target(parsed)
-    if target is not None and target.status != CaseStatus.CLOSED:
-        documents = registry.record_reply(
-            target, files, f"Courriel de {parsed.from_address or 'expéditeur inconnu'}"
-        )
-        if parsed.text:
-            search.append_text(target, parsed.text)
-        message.correspondence_id = target.id
-        message.raw_document_id = documents[0].id
-        if quarantined:
-            target.flags = {**(target.flags or {}), "quarantine": quarantined}
-        outcome, case = "threaded", target
-    else:
+    if target is None or target.status == CaseStatus.CLOSED:
+        [case] = _register(mailbox, folder, uidvalidity, [(fetched, parsed)])
+        if target is not None:  # a reply to a closed case opens a new one, linked
+            db.session.add(
+                CaseLink(source_id=case.id, target_id=target.id, kind=LinkKind.SAME_THREAD)
+            )
+        return "registered", case.id
+    files, quarantined = _files(parsed, fetched.raw)
+    documents = registry.record_reply(
+        target, files, f"Courriel de {parsed.from_address or 'expéditeur inconnu'}"
+    )
+    if parsed.text:
+        search.append_text(target, parsed.text)
+    if quarantined:
+        target.flags = {**(target.flags or {}), "quarantine": quarantined}
+    message = MailMessage(
+        **_message_values(fetched, parsed),
+        correspondence_id=target.id,
+        raw_document_id=documents[0].id,
+    )
+    _receive(mailbox, folder, uidvalidity, fetched, message)
+    return "threaded", target.id
+
+
+def _register(
+    mailbox: Mailbox,
+    folder: str,
+    uidvalidity: int,
+    messages: list[tuple[imap.Fetched, ParsedMessage]],
+) -> list[Correspondence]:
+    """Register new messages as new cases, together (one ``record_cases``)."""
+    if not messages:
+        return []
+    senders: dict[str, Contact] = {}
+    intakes = []
+    for fetched, parsed in messages:
+        files, quarantined = _files(parsed, fetched.raw)
         flags: dict = {}
         if parsed.failed:
             flags["unparsed"] = "; ".join(parsed.problems)[:1000] or "Message illisible"
         if quarantined:
             flags["quarantine"] = quarantined
-        sender = (
-            resolve_sender(email=parsed.from_address, data={"name": parsed.from_name}).contact
-            if parsed.from_address
-            else None
-        )
-        case = registry.record_case(
+        intakes.append(
             registry.Intake(
                 channel=Channel.EMAIL,
                 subject=parsed.subject or "(sans objet)",
-                received_at=received_at,
+                received_at=fetched.internal_date or utcnow(),
                 type_code=mailbox.type_code,
-                sender=sender,
-                summary=parsed.text[:4000] or None,
+                sender=_sender(parsed, senders),
+                summary=parsed.text[:SUMMARY] or None,
                 service_group=mailbox.group_name,
                 data={
                     "mail": {
@@ -359,18 +428,79 @@ def ingest_message(
                 },
                 flags=flags,
                 files=files,
-                search_text=[parsed.text],
+                # the summary is indexed: the body again only when it is longer
+                search_text=[parsed.text] if len(parsed.text) > SUMMARY else [],
             )
         )
-        if target is not None:  # a reply to a closed case opens a new one, linked
-            db.session.add(
-                CaseLink(source_id=case.id, target_id=target.id, kind=LinkKind.SAME_THREAD)
-            )
-        message.correspondence_id = case.id
-        message.raw_document_id = next(
+    cases = registry.record_cases(intakes)
+    rows = []
+    for (fetched, parsed), case in zip(messages, cases, strict=True):
+        raw_document_id = next(
             link.document_id for link in case.attachments if link.role == "raw_message"
         )
-        outcome = "registered"
+        rows.append(
+            _message_values(fetched, parsed, case.received_at)
+            | {"correspondence_id": case.id, "raw_document_id": raw_document_id}
+        )
+    # plain statements for the batch's messages and receipts (no unit-of-work round)
+    ids = db.session.execute(
+        insert(MailMessage).returning(MailMessage.id, sort_by_parameter_order=True), rows
+    ).scalars()
+    db.session.execute(
+        insert(MailReceipt),
+        [
+            {
+                "mailbox_id": mailbox.id,
+                "folder": folder,
+                "uidvalidity": uidvalidity,
+                "uid": fetched.uid,
+                "message_id": message_id,
+            }
+            for (fetched, _), message_id in zip(messages, ids, strict=True)
+        ],
+    )
+    return cases
+
+
+def _sender(parsed: ParsedMessage, found: dict[str, Contact]) -> Contact | None:
+    """The contact behind the message's sender. ``found`` keeps, by address, the senders
+    recognised by their address or just created: the same address in the same transaction
+    leads to them again, whatever the name."""
+    if not parsed.from_address:
+        return None
+    if parsed.from_address in found:
+        return found[parsed.from_address]
+    match = resolve_sender(email=parsed.from_address, data={"name": parsed.from_name})
+    if match.contact is not None and match.reasons in (["email"], ["created"]):
+        found[parsed.from_address] = match.contact
+    return match.contact
+
+
+def _message_values(
+    fetched: imap.Fetched, parsed: ParsedMessage, received_at: datetime | None = None
+) -> dict:
+    """The columns of a ``MailMessage`` (without its case and raw document)."""
+    return {
+        "message_key": parsed.key,
+        "message_id": (parsed.message_id or None) and parsed.message_id[:998],
+        "digest": parsed.digest,
+        "subject": parsed.subject[:998] or None,
+        "from_address": parsed.from_address,
+        "sent_at": parsed.sent_at,
+        "received_at": received_at or fetched.internal_date or utcnow(),
+        "in_reply_to": parsed.in_reply_to,
+        "references": parsed.references,
+        "text_body": parsed.text,
+        "html_body": parsed.html,
+        "problems": parsed.problems[:50],
+        "size": len(fetched.raw),
+    }
+
+
+def _receive(
+    mailbox: Mailbox, folder: str, uidvalidity: int, fetched: imap.Fetched, message: MailMessage
+) -> None:
+    """Record the message and where it was taken from (written at the next flush)."""
     db.session.add(message)
     db.session.add(
         MailReceipt(
@@ -381,8 +511,6 @@ def ingest_message(
             message=message,
         )
     )
-    db.session.flush()
-    return outcome, case.id
 
 
 def _record_error(mailbox_id: int, message: str) -> None:
@@ -401,18 +529,19 @@ def fetch_mailbox(mailbox: Mailbox, limit: int | None = None) -> FetchReport:
     limit = limit or int(current_app.config.get("MISSIVE_MAIL_MAX_PER_RUN", 1000))
     try:
         password = crypto.decrypt(mailbox.secret)
-        with imap.connect(mailbox, password) as client:
+        with imap.connect(mailbox, password) as client, storage.Writer(STORE_THREADS) as writer:
             uidvalidity = imap.open_folder(client, folder)
             imap.ensure_folder(client, mailbox.processed_folder)
             uids = imap.pending_uids(client)[:limit]
             for start in range(0, len(uids), batch_size):
                 chunk = uids[start : start + batch_size]
                 mailbox = db.session.get(Mailbox, mailbox_id)
-                done, stop = _ingest_batch(
-                    mailbox, folder, uidvalidity, imap.fetch(client, chunk), report
+                done, failed, stop = _ingest_batch(
+                    mailbox, folder, uidvalidity, imap.fetch(client, chunk), report, writer
                 )
                 imap.move_messages(client, done, mailbox.processed_folder)
                 report.moved += len(done)
+                imap.flag_messages(client, failed)
                 if stop:
                     break
     except StorageError as exc:  # raised outside a batch (should not happen): same outcome
@@ -431,36 +560,58 @@ def fetch_mailbox(mailbox: Mailbox, limit: int | None = None) -> FetchReport:
     return report
 
 
-def _prestore(batch: list[imap.Fetched]) -> dict[int, ParsedMessage]:
-    """Parse a batch and write its files to storage concurrently (fsync latency overlaps).
-
-    Storage is content-addressed, so the registration's own writes then find the files in
-    place; a write failing here fails again, at the right moment, during registration.
-    """
-    parsed = {fetched.uid: parse_message(fetched.raw) for fetched in batch}
-    blobs = [fetched.raw for fetched in batch] + [
-        attachment.data for message in parsed.values() for attachment in message.attachments
-    ]
-    app = current_app._get_current_object()
-
-    def put(data: bytes) -> None:
-        with app.app_context(), suppress(StorageError):  # reported by the registration
-            storage.put(data)
-
-    with ThreadPoolExecutor(max_workers=STORE_THREADS) as pool:
-        list(pool.map(put, blobs))
-    return parsed
-
-
 def _ingest_batch(
-    mailbox: Mailbox, folder: str, uidvalidity: int, batch: list[imap.Fetched], report: FetchReport
-) -> tuple[list[int], bool]:
-    """Register a batch in one transaction, a savepoint per message; return the UIDs to
-    move and whether the run must stop (storage failure)."""
+    mailbox: Mailbox,
+    folder: str,
+    uidvalidity: int,
+    batch: list[imap.Fetched],
+    report: FetchReport,
+    writer: storage.Writer,
+) -> tuple[list[int], list[int], bool]:
+    """Register a batch in one transaction; return the UIDs to move, those that could not
+    be registered, and whether the run must stop (storage failure).
+
+    The batch is registered whole first, its files written behind the parsing and the
+    statements and all durable before the commit; when that fails it is rolled back (its
+    numbers with it) and taken again message by message, a savepoint each, so that a bad
+    message costs only itself and a storage failure only itself and the messages after it.
+    """
+    mailbox_id, name = mailbox.id, mailbox.name
+    parsed: dict[int, ParsedMessage] = {}
+    try:
+        with writer.deferring():
+            for fetched in batch:
+                writer.submit(fetched.raw)
+                parsed[fetched.uid] = message = parse_message(fetched.raw)
+                for attachment in message.attachments:
+                    writer.submit(attachment.data)
+            outcomes = ingest_messages(mailbox, folder, uidvalidity, batch, parsed)
+            writer.wait()
+        db.session.commit()
+    except Exception as exc:
+        db.session.rollback()
+        log.warning("mailbox %s: batch taken again message by message (%s)", name, exc)
+        return _ingest_one_by_one(
+            db.session.get(Mailbox, mailbox_id), folder, uidvalidity, batch, parsed, report
+        )
+    for outcome, case_id in outcomes:
+        _count(report, outcome, case_id)
+    return [fetched.uid for fetched in batch], [], False
+
+
+def _ingest_one_by_one(
+    mailbox: Mailbox,
+    folder: str,
+    uidvalidity: int,
+    batch: list[imap.Fetched],
+    parsed: dict[int, ParsedMessage],
+    report: FetchReport,
+) -> tuple[list[int], list[int], bool]:
+    """The batch in one transaction, a savepoint per message (see ``_ingest_batch``)."""
     done: list[int] = []
-    new_cases: list[int] = []
+    failed: list[int] = []
+    counted: list[tuple[str, int | None]] = []
     stop = False
-    parsed = _prestore(batch)
     for fetched in batch:
         savepoint = db.session.begin_nested()
         try:
@@ -479,18 +630,24 @@ def _ingest_batch(
             log.exception("mailbox %s, uid %s: not registered", mailbox.name, fetched.uid)
             report.failed += 1
             report.error = f"Message {fetched.uid} non enregistré : {exc}"
+            failed.append(fetched.uid)
             continue
         done.append(fetched.uid)
-        if outcome == "registered":
-            report.registered += 1
-            new_cases.append(case_id)
-        elif outcome == "threaded":
-            report.threaded += 1
-        elif outcome == "duplicate":
-            report.duplicates += 1
+        counted.append((outcome, case_id))
     db.session.commit()
-    report.case_ids.extend(new_cases)
-    return done, stop
+    for outcome, case_id in counted:
+        _count(report, outcome, case_id)
+    return done, failed, stop
+
+
+def _count(report: FetchReport, outcome: str, case_id: int | None) -> None:
+    if outcome == "registered":
+        report.registered += 1
+        report.case_ids.append(case_id)
+    elif outcome == "threaded":
+        report.threaded += 1
+    elif outcome == "duplicate":
+        report.duplicates += 1
 
 
 def _distribute(case_ids: list[int]) -> None:
