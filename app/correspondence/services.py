@@ -272,16 +272,7 @@ def record_cases(intakes: list[Intake], actor: User | None = None) -> list[Corre
         db.session.add(case)
         deadlines.start_clocks(case, rules)
         for incoming in intake.files:
-            document = new_document(
-                incoming.data,
-                filename=incoming.filename,
-                mime_type=incoming.mime_type,
-                actor=actor,
-                kind=incoming.role,
-                description=incoming.description,
-                flags=incoming.flags or None,
-                text=incoming.text,
-            )
+            document = new_document(incoming.data, actor=actor, **_document_fields(incoming))
             case.attachments.append(CaseDocument(document=document, role=incoming.role))
         for name in intake.copies:
             group = group_named(name)
@@ -318,20 +309,23 @@ def record_cases(intakes: list[Intake], actor: User | None = None) -> list[Corre
     return cases
 
 
+def _document_fields(incoming: IncomingFile) -> dict:
+    """What a received file says of the document that keeps it."""
+    return {
+        "filename": incoming.filename,
+        "mime_type": incoming.mime_type,
+        "kind": incoming.role,
+        "description": incoming.description,
+        "flags": incoming.flags or None,
+        "text": incoming.text,
+    }
+
+
 def attach_file(
     case: Correspondence, incoming: IncomingFile, actor: User | None = None, index: bool = True
 ) -> Document:
     """Store a file and attach it to a case (caller's transaction)."""
-    document = add_document(
-        incoming.data,
-        filename=incoming.filename,
-        mime_type=incoming.mime_type,
-        actor=actor,
-        kind=incoming.role,
-        description=incoming.description,
-        flags=incoming.flags or None,
-        text=incoming.text,
-    )
+    document = add_document(incoming.data, actor=actor, **_document_fields(incoming))
     case.attachments.append(CaseDocument(document=document, role=incoming.role))
     if index and incoming.text:
         search.append_text(case, incoming.text)

@@ -30,34 +30,14 @@ def can_read(user, document: Document) -> bool:
     return any(rule(user, document) for rule in _access_rules)
 
 
-def add_document(
-    data: bytes,
-    *,
-    filename: str,
-    mime_type: str,
-    actor=None,
-    kind: str = "original",
-    description: str | None = None,
-    parent: Document | None = None,
-    flags: dict | None = None,
-    text: str | None = None,
-) -> Document:
-    """Store bytes and record a document, in the caller's transaction (flushed, not committed).
+def add_document(data: bytes, *, actor=None, **fields) -> Document:
+    """Store bytes and record a document, in the caller's transaction (flushed, not committed);
+    ``fields`` are those of ``new_document``.
 
     Raises ``storage.StorageError`` before anything is recorded when the bytes cannot be
     written, so the caller's transaction can roll back cleanly.
     """
-    document = new_document(
-        data,
-        filename=filename,
-        mime_type=mime_type,
-        actor=actor,
-        kind=kind,
-        description=description,
-        parent=parent,
-        flags=flags,
-        text=text,
-    )
+    document = new_document(data, actor=actor, **fields)
     db.session.flush()
     audit.record(**creation_event(document, actor))
     return document
