@@ -255,6 +255,30 @@ def _clean_address(raw: dict, name: str, out: _Cleaned) -> dict | None:
     return address
 
 
+def _checked_channels(out, items, key, check, field, first_label=None) -> list[dict]:
+    """E-mails or phone numbers checked one by one (errors under ``field.N.key``, or
+    ``first_label`` for the first item when it came from the contract's single field),
+    without repeats."""
+    kept, seen = [], set()
+    for index, item in enumerate(items):
+        label = first_label if first_label and index == 0 else f"{field}.{index}.{key}"
+        try:
+            value = check(item.get(key))
+        except ValueError as exc:
+            out.error(label, str(exc))
+            continue
+        if value not in seen:
+            seen.add(value)
+            kept.append(
+                {
+                    key: value,
+                    "label": _text(item.get("label"), 60),
+                    "is_primary": bool(item.get("is_primary")),
+                }
+            )
+    return kept
+
+
 def _clean(data: dict, contact: Contact | None) -> _Cleaned:
     """Check and normalise incoming fields (a creation, or the fields a PATCH names)."""
     out = _Cleaned()
@@ -341,28 +365,10 @@ def _clean(data: dict, contact: Contact | None) -> _Cleaned:
             items = [i for i in items if (i.get("email") or "").lower() not in replaced]
             if data["email"]:
                 items.insert(0, {"email": data["email"], "is_primary": True})
-        out.emails = []
-        seen = set()
-        for index, item in enumerate(items):
-            label = (
-                "email"
-                if given("email") and index == 0 and data.get("email")
-                else (f"emails.{index}.email")
-            )
-            try:
-                email = identifiers.check_email(item.get("email") or "")
-            except ValueError as exc:
-                out.error(label, str(exc))
-                continue
-            if email not in seen:
-                seen.add(email)
-                out.emails.append(
-                    {
-                        "email": email,
-                        "label": _text(item.get("label"), 60),
-                        "is_primary": bool(item.get("is_primary")),
-                    }
-                )
+        first = "email" if given("email") and data.get("email") else None
+        out.emails = _checked_channels(
+            out, items, "email", lambda v: identifiers.check_email(v or ""), "emails", first
+        )
     if given("phones") or given("phone"):
         items = (
             list(data.get("phones") or [])
@@ -376,28 +382,10 @@ def _clean(data: dict, contact: Contact | None) -> _Cleaned:
                 items = items[1:]
             if data["phone"]:
                 items.insert(0, {"number": data["phone"], "is_primary": True})
-        out.phones = []
-        seen = set()
-        for index, item in enumerate(items):
-            label = (
-                "phone"
-                if given("phone") and index == 0 and data.get("phone")
-                else (f"phones.{index}.number")
-            )
-            try:
-                number = identifiers.check_phone(str(item.get("number") or ""))
-            except ValueError as exc:
-                out.error(label, str(exc))
-                continue
-            if number not in seen:
-                seen.add(number)
-                out.phones.append(
-                    {
-                        "number": number,
-                        "label": _text(item.get("label"), 60),
-                        "is_primary": bool(item.get("is_primary")),
-                    }
-                )
+        first = "phone" if given("phone") and data.get("phone") else None
+        out.phones = _checked_channels(
+            out, items, "number", lambda v: identifiers.check_phone(str(v or "")), "phones", first
+        )
     contract_address = any(given(k) for k in ("address_lines", "postal_code", "city", "country"))
     if given("addresses") or contract_address:
         if given("addresses"):
