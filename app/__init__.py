@@ -14,8 +14,7 @@ from flask_login import current_user
 from app.core import config as config_module
 from app.core.db import include_object
 from app.core.extensions import babel, csrf, db, login_manager, migrate
-
-SUPPORTED_LOCALES = ("fr", "en")
+from app.core.i18n import SUPPORTED_LOCALES
 
 
 class ApiAwareSessionInterface(SecureCookieSessionInterface):

@@ -105,21 +105,6 @@ MERGEABLE_FIELDS = (
     "preferred_channel",
     "notes",
 )
-IDENTITY_FIELDS = (
-    "civility",
-    "first_name",
-    "last_name",
-    "birth_name",
-    "organisation_name",
-    "siret",
-    "siren",
-    "rna",
-    "public_body_code",
-    "notes",
-    "email",
-    "phone",
-    "address_lines",
-)
 
 
 # Intake accepts a little less than an obvious duplicate: e.g. the same name (typos

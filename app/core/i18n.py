@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+SUPPORTED_LOCALES = ("fr", "en")  # French is the source language
+
 
 def N_(message: str) -> str:
     """Mark a French label for extraction and keep it as is.

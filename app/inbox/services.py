@@ -18,7 +18,7 @@ from app.core import audit
 from app.core.db import utcnow
 from app.core.errors import Conflict, MissiveError, NotFound, PermissionDenied, ValidationFailed
 from app.core.extensions import db
-from app.core.i18n import N_
+from app.core.i18n import N_, SUPPORTED_LOCALES
 from app.core.permissions import can, require
 from app.core.validation import schema_errors
 from app.documents.models import Document
@@ -761,7 +761,7 @@ def set_preferences(
 ) -> NotificationPreference:
     """Choose which e-mails to receive (and, when given, the language of pages and e-mails)."""
     if locale is not None:
-        if locale not in ("fr", "en"):
+        if locale not in SUPPORTED_LOCALES:
             raise ValidationFailed(
                 "Préférences invalides.",
                 errors=[{"field": "locale", "message": "Langue inconnue."}],
