@@ -4,7 +4,8 @@
 
 Circuit: three user tasks and an exclusive gateway (tests/fixtures/bpmn/camunda_approval.bpmn).
 Missive: services.complete_task (permission check, form validation, row lock, restore,
-complete, engine steps, serialize once, sync human tasks/timers/jobs, audit, commit).
+complete, engine steps, serialize once, sync human tasks/timers/jobs, audit, commit), each
+in a session of its own with the signed-in user loaded first, as in a web request.
 Raw: SpiffWorkflow deserialize → complete → serialize with its own JSON serializer, in the
 same process and run. Prints the ratio, instances per second, the state size after 50
 rework loops and the peak memory.
@@ -107,7 +108,7 @@ def missive(url: str, completions: int) -> dict:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     with app.app_context():
         upgrade()
-        from app.auth.services import create_group, create_user
+        from app.auth.services import create_group, create_user, signed_in_user
         from app.engine import services
         from app.engine.models import HumanTask, ProcessInstance, TaskStatus
 
@@ -130,12 +131,19 @@ def missive(url: str, completions: int) -> dict:
             .scalar()
             for i in instances
         ]
+        agent_id, visa_id = agent.id, visa.id
         db.session.commit()
         timings = []
         for task_id in task_ids:
+            # One session per completion, as for a web request: the signed-in user is
+            # loaded first (the request's user loader), then the service is timed.
+            db.session.remove()
+            user = signed_in_user(agent_id)
             began = time.perf_counter()
-            services.complete_task(task_id, DRAFT, agent)
+            services.complete_task(task_id, DRAFT, user)
             timings.append(time.perf_counter() - began)
+        db.session.remove()
+        agent, visa = signed_in_user(agent_id), signed_in_user(visa_id)
         # state size after 50 rework loops (draft → visa rejected → draft …)
         loop = services.start_instance("approbation_simple", {"subject": "Boucle"}, agent)
 

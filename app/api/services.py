@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.api.models import ApiToken
 from app.auth.models import User
@@ -65,9 +66,15 @@ def tokens_of(user: User) -> list[ApiToken]:
 
 def user_for_token(clear: str) -> User | None:
     """Return the active user a valid, unrevoked token belongs to, or None."""
-    token = db.session.execute(
-        select(ApiToken).where(ApiToken.token_hash == token_digest(clear))
-    ).scalar_one_or_none()
+    token = (
+        db.session.execute(
+            select(ApiToken)
+            .where(ApiToken.token_hash == token_digest(clear))
+            .options(joinedload(ApiToken.user).joinedload(User.groups))  # one query for all
+        )
+        .unique()
+        .scalar_one_or_none()
+    )
     if token is None or token.revoked_at is not None or not token.user.active:
         return None
     now = utcnow()

@@ -38,6 +38,12 @@ def get_user(user_id: int) -> User:
     return user
 
 
+def signed_in_user(user_id: int) -> User | None:
+    """Load the user a request runs for with their groups, in one query (nearly every
+    page and every permission check reads the groups)."""
+    return db.session.get(User, user_id, options=[joinedload(User.groups)])
+
+
 def refresh_with_groups(user: User) -> User:
     """Reload a user whose row a commit expired together with their groups, in one query.
 

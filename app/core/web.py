@@ -8,7 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from app.core.errors import problem, wants_problem_json
-from app.core.extensions import db, login_manager
+from app.core.extensions import login_manager
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
@@ -26,12 +26,12 @@ def register_web_hooks(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(session_id: str):
-        from app.auth.models import User
+        from app.auth.services import signed_in_user
 
         user_id, _, version = session_id.partition(":")
         if not user_id.isdigit():
             return None
-        user = db.session.get(User, int(user_id))
+        user = signed_in_user(int(user_id))
         if user is None or not user.active or str(user.session_version) != version:
             return None
         return user

@@ -21,8 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, delete, event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, event, inspect, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import Group, User
@@ -33,6 +33,7 @@ from app.core.validation import compile_schema
 from app.engine import sandbox
 from app.engine.handlers import HandlerContext, get_handler, instance_completed_listeners
 from app.engine.models import (
+    NO_DUE_DATE,
     SEARCH_TEXT_MAX,
     EngineJob,
     EngineTimer,
@@ -265,31 +266,82 @@ class SaveReport:
 
 
 def save(instance: ProcessInstance, workflow: BpmnWorkflow, actor: User | None) -> SaveReport:
-    """Serialize once and bring the derived rows in line with the workflow (one flush)."""
+    """Serialize once and bring the derived rows in line with the workflow.
+
+    What the action changed through the ORM (a claim, a hook's rows) is flushed first;
+    the engine's own rows are then written with Core statements, and the ORM objects the
+    session holds are told the values written (``set_committed_value``), so nothing is
+    written twice and no later flush revisits them.
+    """
+    session = db.session()
+    session.flush()
     report = SaveReport()
     active = workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED)
     ready = [t for t in active if t.has_state(TaskState.READY)]  # one walk of the tree
-    with db.session.no_autoflush:
-        report.new_tasks = _sync_human_tasks(instance, ready, workflow, actor)
-        instance.state = workflow_state(workflow)
-        instance.lock_version += 1
-        instance.updated_at = utcnow()
-        instance.summary = _summary(_last_data(workflow, active))
-        completed = workflow.is_completed() and instance.status == InstanceStatus.RUNNING
-        if completed:
-            instance.status = InstanceStatus.COMPLETED
-            instance.ended_at = utcnow()
-        _sync_timers(instance, workflow)
-        _sync_messages(instance, workflow)
-        report.new_jobs = _sync_jobs(instance, ready)
-    db.session.flush()
-    for row in report.new_tasks:  # after the flush: listeners see ids and may add rows
+    now = utcnow()
+    waiting = dict(instance.waiting or {})
+    values: dict[str, Any] = {
+        "state": workflow_state(workflow),
+        "lock_version": instance.lock_version + 1,
+        "updated_at": now,
+        "summary": _summary(_last_data(workflow, active)),
+    }
+    completed = workflow.is_completed() and instance.status == InstanceStatus.RUNNING
+    if completed:
+        values.update(status=InstanceStatus.COMPLETED, ended_at=now)
+    with session.no_autoflush:
+        report.new_tasks = _sync_human_tasks(instance, ready, workflow, actor, waiting, now)
+        status = values.get("status", instance.status)
+        _sync_timers(instance, status, workflow, waiting)
+        _sync_messages(instance, status, workflow, waiting)
+        report.new_jobs = _sync_jobs(instance, ready, waiting)
+    if waiting != (instance.waiting or {}):
+        values["waiting"] = waiting
+    session.connection().execute(_UPDATE_INSTANCE.values(**values), {"row_id": instance.id})
+    _committed(instance, values)
+    session.flush()  # the timers, subscriptions and jobs, when they changed
+    for row in report.new_tasks:  # listeners see ids and may add rows
         for listener in _task_listeners:
             listener(row, actor)
     if completed:
         for listener in instance_completed_listeners():
             listener(instance)
     return report
+
+
+_INSTANCE = ProcessInstance.__table__
+_TASK = HumanTask.__table__
+_CANDIDATE = TaskCandidate.__table__
+_UPDATE_INSTANCE = _INSTANCE.update().where(_INSTANCE.c.id == bindparam("row_id"))
+_CLOSE_TASK = (
+    _TASK.update()
+    .where(_TASK.c.id == bindparam("row_id"))
+    .values(
+        status=bindparam("status"),
+        completed_by_id=bindparam("completed_by_id"),
+        completed_at=bindparam("completed_at"),
+        assignee_id=bindparam("assignee_id"),
+        claimed_at=bindparam("claimed_at"),
+    )
+)
+_CLOSED_KEYS = ("status", "completed_by_id", "completed_at", "assignee_id", "claimed_at")
+_INSERT_TASK = _TASK.insert().returning(_TASK.c.id, sort_by_parameter_order=True)
+_INSERT_CANDIDATE = _CANDIDATE.insert()
+
+
+def _committed(obj: Any, values: dict[str, Any]) -> None:
+    """Tell the session's object the values a Core statement wrote for it."""
+    for key, value in values.items():
+        set_committed_value(obj, key, value)
+
+
+def _adopt(session: Session, obj: Any) -> None:
+    """Make an object whose row a Core statement inserted a persistent member of the session."""
+    make_transient_to_detached(obj)
+    stale = session.identity_map.get(inspect(obj).key)
+    if stale is not None:  # a deleted row whose id the database gave again (SQLite)
+        session.expunge(stale)
+    session.add(obj)
 
 
 def _last_data(workflow: BpmnWorkflow, active: list) -> dict:
@@ -325,35 +377,80 @@ def _human(task) -> bool:
     return task.task_spec.manual and not isinstance(task.task_spec, HandlerServiceTask)
 
 
-def _sync_human_tasks(instance, ready_tasks: list, workflow, actor) -> list[HumanTask]:
+def _sync_human_tasks(
+    instance, ready_tasks: list, workflow, actor, waiting: dict, now: datetime
+) -> list[HumanTask]:
     ready = {str(t.id): t for t in ready_tasks if _human(t)}
     open_rows = _open_rows(instance, set(ready))
-    now = utcnow()
-    closed: list[int] = []
+    session = db.session()
+    connection = session.connection()
+    closed: list[dict[str, Any]] = []
     for spiff_id, row in open_rows.items():
         if spiff_id in ready or row is None:
             continue
         task = find_task(workflow, spiff_id)
-        if task is not None and task.has_state(TaskState.COMPLETED):
-            row.status = TaskStatus.COMPLETED
-            row.completed_by_id = actor.id if actor is not None else None
-        else:
-            row.status = TaskStatus.CANCELLED
-        row.completed_at = now
-        closed.append(row.id)
-    if closed:  # the inbox's join table only holds open tasks
-        # Built here, with the ids as literals: the session then also forgets the deleted
-        # rows it holds (SQLite may give a deleted row's id to the next new one).
-        db.session.execute(delete(TaskCandidate).where(TaskCandidate.task_id.in_(closed)))
-    created = []
-    for spiff_id, task in ready.items():
-        if spiff_id not in open_rows:
-            row = _new_human_task(instance, task, now)
-            db.session.add(row)
-            created.append(row)
-    if (instance.waiting or {}).get("tasks") != sorted(ready):
-        instance.waiting = {**(instance.waiting or {}), "tasks": sorted(ready)}
-    return created
+        done = task is not None and task.has_state(TaskState.COMPLETED)
+        values = {
+            "status": TaskStatus.COMPLETED if done else TaskStatus.CANCELLED,
+            "completed_by_id": actor.id if done and actor is not None else None,
+            "completed_at": now,
+            # a completion may have claimed the task on the way (see complete_task)
+            "assignee_id": row.assignee_id,
+            "claimed_at": row.claimed_at,
+        }
+        closed.append({"row_id": row.id, **values})
+        _committed(row, values)
+    if closed:
+        connection.execute(_CLOSE_TASK, closed)
+        _forget_candidates(session, {c["row_id"] for c in closed}, open_rows.values())
+        # the inbox's join table only holds open tasks
+        connection.execute(
+            _CANDIDATE.delete().where(_CANDIDATE.c.task_id.in_([c["row_id"] for c in closed]))
+        )
+    created = [
+        _new_human_task(instance, task, now)
+        for spiff_id, task in ready.items()
+        if spiff_id not in open_rows
+    ]
+    if created:
+        _insert_tasks(session, connection, instance, created)
+    if waiting.get("tasks") != sorted(ready):
+        waiting["tasks"] = sorted(ready)
+    return [new.row for new in created]
+
+
+def _forget_candidates(session: Session, task_ids: set[int], rows) -> None:
+    """Drop from the session the candidate objects of closed tasks (their rows go)."""
+    for row in rows:
+        if row is not None and "candidates" in row.__dict__:
+            set_committed_value(row, "candidates", [])
+    for obj in list(session.identity_map.values()):
+        if type(obj) is TaskCandidate and obj.__dict__.get("task_id") in task_ids:
+            session.expunge(obj)
+
+
+def _insert_tasks(session, connection, instance, created: list[_NewTask]) -> None:
+    """Insert new task rows and their candidates; the rows join the session as loaded."""
+    columns = [new.columns for new in created]
+    result = connection.execute(_INSERT_TASK, columns if len(columns) > 1 else columns[0])
+    candidates = []
+    for new, (new_id,) in zip(created, result.all(), strict=True):
+        new.row.id = new_id
+        _adopt(session, new.row)
+        set_committed_value(new.row, "instance", instance)
+        candidates.extend(
+            {
+                "task_id": new_id,
+                "group_name": group_name,
+                "user_id": user_id,
+                "due_sort": new.columns["due_sort"],
+                "unclaimed": new.columns["assignee_id"] is None,
+                "search_text": new.columns["search_text"],
+            }
+            for group_name, user_id in new.candidates
+        )
+    if candidates:
+        connection.execute(_INSERT_CANDIDATE, candidates)
 
 
 def _open_rows(instance, ready: set[str]) -> dict[str, HumanTask]:
@@ -386,7 +483,14 @@ def _open_rows(instance, ready: set[str]) -> dict[str, HumanTask]:
     }
 
 
-def _new_human_task(instance: ProcessInstance, task, now: datetime) -> HumanTask:
+@dataclass
+class _NewTask:
+    row: HumanTask  # the ORM object, given its id once inserted
+    columns: dict[str, Any]  # the row's columns, as inserted
+    candidates: list[tuple[str | None, int | None]]  # (group name, user id)
+
+
+def _new_human_task(instance: ProcessInstance, task, now: datetime) -> _NewTask:
     spec = task.task_spec
     ext = spec.extensions or {}
     data = task.data
@@ -400,33 +504,41 @@ def _new_human_task(instance: ProcessInstance, task, now: datetime) -> HumanTask
     user_ids = [u.id for u in (_user(n, data) for n in users) if u is not None]
     metadata = _summary(data)
     title = _title(ext, data, name, instance)
-    row = HumanTask(
-        instance_id=instance.id,
-        spiff_task_id=str(task.id),
-        element_id=spec.bpmn_id,
-        name=name[:300],
-        title=title[:500],
-        process_key=instance.process_key,
-        form_key=ext.get("form_key"),
-        lane=spec.lane,
-        status=TaskStatus.OPEN,
-        assignee_id=assignee_user.id if assignee_user else None,
-        claimed_at=now if assignee_user else None,
-        priority=_priority(_attribute(ext.get("priority"), data)),
-        due_at=_moment(_attribute(ext.get("due_date"), data), now),
-        follow_up_at=_moment(_attribute(ext.get("follow_up_date"), data), now),
-        created_at=now,
-        received_at=_moment(metadata.get("received_at"), now) or instance.started_at or now,
-        candidate_groups=groups,
-        candidate_users=users,
-        metadata_=metadata,
-        search_text=searchable(name, title, *[str(v) for v in metadata.values()])[:SEARCH_TEXT_MAX],
-        documentation=_documentation(ext.get("documentation"), data),
+    due_at = _moment(_attribute(ext.get("due_date"), data), now)
+    attributes = {
+        "instance_id": instance.id,
+        "spiff_task_id": str(task.id),
+        "element_id": spec.bpmn_id,
+        "name": name[:300],
+        "title": title[:500],
+        "process_key": instance.process_key,
+        "form_key": ext.get("form_key"),
+        "lane": spec.lane,
+        "status": TaskStatus.OPEN,
+        "assignee_id": assignee_user.id if assignee_user else None,
+        "priority": _priority(_attribute(ext.get("priority"), data)),
+        "due_at": due_at,
+        "due_sort": due_at or NO_DUE_DATE,
+        "follow_up_at": _moment(_attribute(ext.get("follow_up_date"), data), now),
+        "created_at": now,
+        "received_at": _moment(metadata.get("received_at"), now) or instance.started_at or now,
+        "owner_id": None,
+        "delegation_state": None,
+        "claimed_at": now if assignee_user else None,
+        "completed_at": None,
+        "completed_by_id": None,
+        "candidate_groups": groups,
+        "candidate_users": users,
+        "search_text": searchable(name, title, *[str(v) for v in metadata.values()])[
+            :SEARCH_TEXT_MAX
+        ],
+        "documentation": _documentation(ext.get("documentation"), data),
+    }
+    return _NewTask(
+        row=HumanTask(metadata_=metadata, **attributes),
+        columns={"metadata": metadata, **attributes},
+        candidates=[(g, None) for g in groups] + [(None, uid) for uid in user_ids],
     )
-    row.candidates = [TaskCandidate(group_name=g) for g in groups] + [
-        TaskCandidate(user_id=uid) for uid in user_ids
-    ]
-    return row
 
 
 def _attribute(raw: str | None, data: dict) -> Any:
@@ -578,15 +690,15 @@ def _timer_due(task) -> datetime | None:
     return due if due.tzinfo else due.replace(tzinfo=UTC)
 
 
-def _sync_timers(instance, workflow) -> None:
+def _sync_timers(instance, status, workflow, waiting: dict) -> None:
     timers = []
-    if instance.status == InstanceStatus.RUNNING:
+    if status == InstanceStatus.RUNNING:
         for task in _waiting(workflow):
             due = _timer_due(task)
             if due is not None:
                 timers.append((str(task.id), task.task_spec.bpmn_id, task.task_spec.bpmn_name, due))
     fingerprint = sorted(f"{t[0]}@{t[3].isoformat()}" for t in timers)
-    if fingerprint == (instance.waiting or {}).get("timers", []):
+    if fingerprint == waiting.get("timers", []):
         return
     db.session.execute(delete(EngineTimer).where(EngineTimer.instance_id == instance.id))
     for spiff_id, element_id, name, due in timers:
@@ -599,7 +711,7 @@ def _sync_timers(instance, workflow) -> None:
                 due_at=due,
             )
         )
-    instance.waiting = {**(instance.waiting or {}), "timers": fingerprint}
+    waiting["timers"] = fingerprint
 
 
 def message_name(task) -> str | None:
@@ -610,15 +722,15 @@ def message_name(task) -> str | None:
     return definition.name
 
 
-def _sync_messages(instance, workflow) -> None:
+def _sync_messages(instance, status, workflow, waiting: dict) -> None:
     expected = []
-    if instance.status == InstanceStatus.RUNNING:
+    if status == InstanceStatus.RUNNING:
         for task in _waiting(workflow):
             name = message_name(task)
             if name and task.has_state(TaskState.WAITING):
                 expected.append((str(task.id), name))
     fingerprint = sorted(f"{t}:{n}:{instance.business_key}" for t, n in expected)
-    if fingerprint == (instance.waiting or {}).get("messages", []):
+    if fingerprint == waiting.get("messages", []):
         return
     db.session.execute(
         delete(MessageSubscription).where(MessageSubscription.instance_id == instance.id)
@@ -632,12 +744,12 @@ def _sync_messages(instance, workflow) -> None:
                 correlation_key=instance.business_key,
             )
         )
-    instance.waiting = {**(instance.waiting or {}), "messages": fingerprint}
+    waiting["messages"] = fingerprint
 
 
-def _sync_jobs(instance, ready_tasks: list) -> list[int]:
+def _sync_jobs(instance, ready_tasks: list, waiting: dict) -> list[int]:
     ready = {str(t.id): t for t in ready_tasks if isinstance(t.task_spec, HandlerServiceTask)}
-    if not ready and not (instance.waiting or {}).get("jobs"):
+    if not ready and not waiting.get("jobs"):
         return []
     existing = {
         job.spiff_task_id: job
@@ -665,5 +777,5 @@ def _sync_jobs(instance, ready_tasks: list) -> list[int]:
             db.session.add(job)
             db.session.flush()
             created.append(job.id)
-    instance.waiting = {**(instance.waiting or {}), "jobs": sorted(ready)}
+    waiting["jobs"] = sorted(ready)
     return created

@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import User
 from app.auth.services import refresh_with_groups
@@ -753,7 +754,9 @@ def complete_task(task_id: int, data: dict | None, actor: User) -> HumanTask:
     data = _check_data(data, form, "Le formulaire contient des erreurs.")
     runtime.require_running(instance)
     if task.assignee_id is None:
-        task.assignee_id, task.claimed_at = actor.id, utcnow()
+        # written with the task's closing (runtime.save), which always closes this row
+        set_committed_value(task, "assignee_id", actor.id)
+        set_committed_value(task, "claimed_at", utcnow())
     try:
         for hook in completion_hooks(task.form_key):
             data = {**data, **(hook(task, data, actor) or {})}
