@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
+from app.auth.services import find_user_by_email
 from app.core import audit
 from app.core.extensions import db
 
@@ -18,6 +19,32 @@ def test_chain_of_events_verifies(app):
         assert audit.verify_chain() == []
         events = audit.events_for("thing", 3)
         assert [e.data["n"] for e in events] == [3]
+
+
+def test_hash_computed_where_the_event_is_written_matches_the_verifier(app, make_user):
+    # PostgreSQL hashes an event on the server (one round trip per event): any text the
+    # JSON payload may carry must give the same digest as Python's verifier.
+    awkward = {
+        "objet": "Réponse à l'usager « Dupont » — 10 € ; 日本",
+        "quote": 'il a dit "non"',
+        "backslash": "C:\\dossier\\n",
+        "percent": "100 %s %(x)s",
+        "emoji": "📨",
+        "nested": {"b": [1, 2.5, None, True], "a": "x"},
+    }
+    email = make_user(email="auditeur@example.test")
+    with app.app_context():
+        actor = find_user_by_email(email)
+        first = audit.record("test.awkward", actor=actor, object_type="t", object_id="o'1")
+        second = audit.record("test.awkward", data=awkward, object_type="t", object_id=2)
+        audit.record_many([{"action": "test.batch", "data": {"n": n}} for n in range(2)])
+        third = audit.record("test.after_batch", data=awkward)
+        db.session.commit()
+        assert second.prev_hash == first.hash
+        assert third.prev_hash != second.hash  # the batch sits in between
+        assert audit.verify_chain() == []
+        stored = audit.events_for("t", 2)[0]
+        assert stored.data == awkward and stored.hash == second.hash
 
 
 def test_database_refuses_to_change_a_past_event(app):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import has_request_context, request
 from sqlalchemy import ForeignKey, String, event, insert, select
@@ -37,7 +37,14 @@ class AuditEvent(db.Model):
     __table_args__ = (db.Index("ix_audit_event_object", "object_type", "object_id"),)
 
 
-def _digest(
+class Link(NamedTuple):
+    """Where an appended event sits in the chain."""
+
+    prev_hash: str
+    hash: str
+
+
+def _payload(
     prev_hash: str,
     at: datetime,
     actor_id: int | None,
@@ -46,14 +53,17 @@ def _digest(
     object_id: str | None,
     data: dict,
 ) -> str:
-    payload = json.dumps(
+    return json.dumps(
         [prev_hash, at.isoformat(), actor_id, action, object_type, object_id, data],
         sort_keys=True,
         ensure_ascii=False,
         default=str,
         separators=(",", ":"),
     )
-    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _digest(prev_hash: str, *args: Any, **kwargs: Any) -> str:
+    return hashlib.sha256(_payload(prev_hash, *args, **kwargs).encode()).hexdigest()
 
 
 def record(
@@ -63,12 +73,14 @@ def record(
     object_type: str | None = None,
     object_id: Any = None,
     data: dict | None = None,
-) -> AuditEvent:
-    """Append an event to the chain inside the caller's transaction (written at its flush)."""
+) -> Link:
+    """Append an event to the chain inside the caller's transaction (written now)."""
     session = db.session()
-    entry = AuditEvent(**_link(session, action, actor, object_type, object_id, data))
-    session.add(entry)
-    return entry
+    if db.engine.dialect.name == "postgresql":
+        return _append_pg(session, action, actor, object_type, object_id, data)
+    row = _link(session, action, actor, object_type, object_id, data)
+    session.connection().execute(_INSERT, row)
+    return Link(row["prev_hash"], row["hash"])
 
 
 def record_many(events: list[dict]) -> None:
@@ -93,23 +105,78 @@ def _link(
     previous = session.info.get(_TAIL)
     if previous is None:
         previous = _chain_tail(session)
-    actor_id = getattr(actor, "id", actor) if actor is not None else None
-    at = utcnow()
-    clean = json.loads(json.dumps(data or {}, default=str))
-    oid = None if object_id is None else str(object_id)
-    digest = _digest(previous, at, actor_id, action, object_type, oid, clean)
+    row = _columns(action, actor, object_type, object_id, data)
+    digest = _digest(previous, **{k: row[k] for k in _HASHED})
     session.info[_TAIL] = digest
+    return {**row, "prev_hash": previous, "hash": digest}
+
+
+_HASHED = ("at", "actor_id", "action", "object_type", "object_id", "data")
+
+
+def _columns(
+    action: str, actor: Any, object_type: str | None, object_id: Any, data: dict | None
+) -> dict:
     return {
-        "at": at,
-        "actor_id": actor_id,
+        "at": utcnow(),
+        "actor_id": getattr(actor, "id", actor) if actor is not None else None,
         "action": action,
         "object_type": object_type,
-        "object_id": oid,
-        "data": clean,
+        "object_id": None if object_id is None else str(object_id),
+        "data": json.loads(json.dumps(data or {}, default=str)),
         "ip": request.remote_addr if has_request_context() else None,
-        "prev_hash": previous,
-        "hash": digest,
     }
+
+
+_INSERT = insert(AuditEvent.__table__)
+
+# PostgreSQL appends an event in one round trip: the chain lock (first event of the
+# transaction only), then, in a statement of its own — so that it sees what the lock's
+# previous holder committed — the insert that reads the chain's end and hashes the event
+# on the server. The payload hashed is ``_digest``'s: the JSON list whose first item is the
+# previous hash (hex: nothing to escape) followed by the items Python serialised.
+_PG_LOCK = "SELECT pg_advisory_xact_lock(7310001); "
+_PG_APPEND = (
+    "INSERT INTO audit_event "
+    "(at, actor_id, action, object_type, object_id, data, ip, prev_hash, hash) "
+    "SELECT {at}, {actor_id}, {action}, {object_type}, {object_id}, {data}, {ip}, "
+    "tail.prev, encode(sha256(convert_to('[\"' || tail.prev || '\",' || {rest}, 'UTF8')), "
+    "'hex') FROM (SELECT coalesce((SELECT hash FROM audit_event ORDER BY id DESC LIMIT 1), "
+    "{genesis}) AS prev) AS tail RETURNING prev_hash, hash"
+)
+
+
+def _append_pg(session: Session, action, actor, object_type, object_id, data) -> Link:
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+
+    row = _columns(action, actor, object_type, object_id, data)
+    rest = _payload("", **{k: row[k] for k in _HASHED})[len('["",') :]
+    connection = session.connection()
+    literal = {
+        **{k: sql.Literal(v) for k, v in row.items() if k != "data"},
+        "data": sql.Literal(Jsonb(row["data"])),
+        "rest": sql.Literal(rest),
+        "genesis": sql.Literal(GENESIS),
+    }
+    driver = connection.connection.driver_connection
+    statement = sql.SQL(_PG_APPEND).format(**literal).as_string(driver)
+    locked = session.info.get(_TAIL) is not None
+    result = connection.exec_driver_sql(
+        statement if locked else _PG_LOCK + statement,
+        execution_options={"no_parameters": True},
+    )
+    try:
+        cursor = result.cursor  # the driver's cursor holds each statement's result
+        if not locked:
+            cursor.fetchall()
+            if not cursor.nextset():
+                raise RuntimeError("the audit chain's insert returned no result")
+        link = Link(*cursor.fetchone())
+    finally:
+        result.close()
+    session.info[_TAIL] = link.hash
+    return link
 
 
 # Lock first, then read the chain's end in a new statement: under READ COMMITTED only a
