@@ -9,6 +9,7 @@ all in the caller's transaction.
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 import unicodedata
@@ -21,7 +22,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, delete, event, inspect, select
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from sqlalchemy import JSON, bindparam, delete, event, inspect, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -290,16 +293,24 @@ def save(instance: ProcessInstance, workflow: BpmnWorkflow, actor: User | None) 
     if completed:
         values.update(status=InstanceStatus.COMPLETED, ended_at=now)
     with session.no_autoflush:
-        report.new_tasks = _sync_human_tasks(instance, ready, workflow, actor, waiting, now)
+        closed, created = _sync_human_tasks(instance, ready, workflow, actor, waiting, now)
         status = values.get("status", instance.status)
         _sync_timers(instance, status, workflow, waiting)
         _sync_messages(instance, status, workflow, waiting)
         report.new_jobs = _sync_jobs(instance, ready, waiting)
+    session.flush()  # the timers, subscriptions and jobs, when they changed
     if waiting != (instance.waiting or {}):
         values["waiting"] = waiting
-    session.connection().execute(_UPDATE_INSTANCE.values(**values), {"row_id": instance.id})
+    if db.engine.dialect.name == "postgresql":
+        new_ids = _write_pg(session, instance.id, values, closed, created)
+    else:
+        new_ids = _write(session, instance.id, values, closed, created)
     _committed(instance, values)
-    session.flush()  # the timers, subscriptions and jobs, when they changed
+    for new, new_id in zip(created, new_ids, strict=True):
+        new.row.id = new_id
+        _adopt(session, new.row)
+        set_committed_value(new.row, "instance", instance)
+    report.new_tasks = [new.row for new in created]
     for row in report.new_tasks:  # listeners see ids and may add rows
         for listener in _task_listeners:
             listener(row, actor)
@@ -379,11 +390,10 @@ def _human(task) -> bool:
 
 def _sync_human_tasks(
     instance, ready_tasks: list, workflow, actor, waiting: dict, now: datetime
-) -> list[HumanTask]:
+) -> tuple[list[dict[str, Any]], list[_NewTask]]:
+    """The open rows to close (their new values) and the rows to create."""
     ready = {str(t.id): t for t in ready_tasks if _human(t)}
     open_rows = _open_rows(instance, set(ready))
-    session = db.session()
-    connection = session.connection()
     closed: list[dict[str, Any]] = []
     for spiff_id, row in open_rows.items():
         if spiff_id in ready or row is None:
@@ -401,22 +411,15 @@ def _sync_human_tasks(
         closed.append({"row_id": row.id, **values})
         _committed(row, values)
     if closed:
-        connection.execute(_CLOSE_TASK, closed)
-        _forget_candidates(session, {c["row_id"] for c in closed}, open_rows.values())
-        # the inbox's join table only holds open tasks
-        connection.execute(
-            _CANDIDATE.delete().where(_CANDIDATE.c.task_id.in_([c["row_id"] for c in closed]))
-        )
+        _forget_candidates(db.session(), {c["row_id"] for c in closed}, open_rows.values())
     created = [
         _new_human_task(instance, task, now)
         for spiff_id, task in ready.items()
         if spiff_id not in open_rows
     ]
-    if created:
-        _insert_tasks(session, connection, instance, created)
     if waiting.get("tasks") != sorted(ready):
         waiting["tasks"] = sorted(ready)
-    return [new.row for new in created]
+    return closed, created
 
 
 def _forget_candidates(session: Session, task_ids: set[int], rows) -> None:
@@ -429,28 +432,113 @@ def _forget_candidates(session: Session, task_ids: set[int], rows) -> None:
             session.expunge(obj)
 
 
-def _insert_tasks(session, connection, instance, created: list[_NewTask]) -> None:
-    """Insert new task rows and their candidates; the rows join the session as loaded."""
-    columns = [new.columns for new in created]
-    result = connection.execute(_INSERT_TASK, columns if len(columns) > 1 else columns[0])
-    candidates = []
-    for new, (new_id,) in zip(created, result.all(), strict=True):
-        new.row.id = new_id
-        _adopt(session, new.row)
-        set_committed_value(new.row, "instance", instance)
-        candidates.extend(
-            {
-                "task_id": new_id,
-                "group_name": group_name,
-                "user_id": user_id,
-                "due_sort": new.columns["due_sort"],
-                "unclaimed": new.columns["assignee_id"] is None,
-                "search_text": new.columns["search_text"],
-            }
-            for group_name, user_id in new.candidates
+def _candidate_rows(new: _NewTask, task_id: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "task_id": task_id,
+            "group_name": group_name,
+            "user_id": user_id,
+            "due_sort": new.columns["due_sort"],
+            "unclaimed": new.columns["assignee_id"] is None,
+            "search_text": new.columns["search_text"],
+        }
+        for group_name, user_id in new.candidates
+    ]
+
+
+def _write(session, instance_id: int, values: dict, closed: list, created: list) -> list[int]:
+    """Write a save's rows with one Core statement each; return the new tasks' ids."""
+    connection = session.connection()
+    if closed:
+        connection.execute(_CLOSE_TASK, closed)
+        # the inbox's join table only holds open tasks
+        connection.execute(
+            _CANDIDATE.delete().where(_CANDIDATE.c.task_id.in_([c["row_id"] for c in closed]))
         )
-    if candidates:
-        connection.execute(_INSERT_CANDIDATE, candidates)
+    new_ids: list[int] = []
+    if created:
+        columns = [new.columns for new in created]
+        result = connection.execute(_INSERT_TASK, columns if len(columns) > 1 else columns[0])
+        new_ids = [new_id for (new_id,) in result.all()]
+        candidates = [
+            row
+            for new, new_id in zip(created, new_ids, strict=True)
+            for row in _candidate_rows(new, new_id)
+        ]
+        if candidates:
+            connection.execute(_INSERT_CANDIDATE, candidates)
+    connection.execute(_UPDATE_INSTANCE.values(**values), {"row_id": instance_id})
+    return new_ids
+
+
+# On PostgreSQL the same writes go in one round trip (psycopg's pipeline mode): the SQL
+# below is spelt from the tables' columns; each new task and its candidates are one
+# statement.
+_JSON_COLUMNS = {
+    c.name for table in (_INSTANCE, _TASK) for c in table.columns if isinstance(c.type, JSON)
+}
+_PG_CLOSE_TASK = sql.SQL("UPDATE human_task SET {} WHERE id = %(row_id)s").format(
+    sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(key), sql.Placeholder(key)) for key in _CLOSED_KEYS
+    )
+)
+_PG_DROP_CANDIDATES = "DELETE FROM task_candidate WHERE task_id = ANY(%(ids)s)"
+_TASK_COLUMNS = [c.name for c in _TASK.columns if c.name != "id"]
+_PG_INSERT_TASK = sql.SQL(
+    "WITH task AS (INSERT INTO human_task ({columns}) VALUES ({values}) RETURNING id), "
+    "candidate AS (INSERT INTO task_candidate "
+    "(task_id, group_name, user_id, due_sort, unclaimed, search_text) "
+    "SELECT task.id, c.group_name, c.user_id, %(due_sort)s, %(assignee_id)s IS NULL, "
+    "%(search_text)s FROM task, unnest(%(candidate_group_names)s::varchar[], "
+    "%(candidate_user_ids)s::integer[]) AS c(group_name, user_id)) SELECT id FROM task"
+).format(
+    columns=sql.SQL(", ").join(sql.Identifier(name) for name in _TASK_COLUMNS),
+    values=sql.SQL(", ").join(sql.Placeholder(name) for name in _TASK_COLUMNS),
+)
+
+
+def _pg_value(name: str, value: Any) -> Any:
+    if name in _JSON_COLUMNS:
+        return Jsonb(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _pg_params(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: _pg_value(name, value) for name, value in values.items()}
+
+
+def _write_pg(session, instance_id: int, values: dict, closed: list, created: list) -> list[int]:
+    """``_write`` in one round trip: every statement queued, then one sync."""
+    driver = session.connection().connection.driver_connection
+    update_instance = sql.SQL("UPDATE process_instance SET {} WHERE id = %(row_id)s").format(
+        sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(key), sql.Placeholder(key))
+            for key in sorted(values)
+        )
+    )
+    cursor = driver.cursor()
+    inserts = [driver.cursor() for _ in created]
+    try:
+        with driver.pipeline():
+            if closed:
+                cursor.executemany(_PG_CLOSE_TASK, [_pg_params(c) for c in closed])
+                cursor.execute(_PG_DROP_CANDIDATES, {"ids": [c["row_id"] for c in closed]})
+            cursor.execute(update_instance, {**_pg_params(values), "row_id": instance_id})
+            for new, insert in zip(created, inserts, strict=True):
+                insert.execute(
+                    _PG_INSERT_TASK,
+                    {
+                        **_pg_params(new.columns),
+                        "candidate_group_names": [group for group, _ in new.candidates],
+                        "candidate_user_ids": [user for _, user in new.candidates],
+                    },
+                )
+        return [insert.fetchone()[0] for insert in inserts]
+    finally:
+        for each in (cursor, *inserts):
+            each.close()
 
 
 def _open_rows(instance, ready: set[str]) -> dict[str, HumanTask]:
