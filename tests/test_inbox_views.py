@@ -52,6 +52,30 @@ def test_baskets_of_several_groups_are_merged_in_due_order_without_duplicates(ap
         assert ids(queries.list_tasks(user(agents.chloe), "candidate")) == [soon, undated]
 
 
+def test_a_page_names_its_viewer_and_the_assignee_even_when_empty(app, agents):
+    with app.app_context():
+        task_id = start_case()
+        alice, chloe = user(agents.alice), user(agents.chloe)
+        services.claim(task_id, alice)
+        today = queries.today()
+        services.declare_absence(alice, agents.chloe, today, today + timedelta(days=2), alice)
+        chloe = user(agents.chloe)
+        expected = queries.Viewer.of(chloe)
+        assert (expected.ids, expected.groups) == (sorted([alice.id, chloe.id]), ["juridique"])
+        for view in ("mine", "candidate", "overdue", "followed"):
+            for terms in ([], ["introuvable"]):
+                page = queries.list_tasks(chloe, view, filters=queries.Filters(terms=terms))
+                assert (page.viewer.ids, page.viewer.groups) == (expected.ids, expected.groups)
+        [row] = queries.list_tasks(chloe, "mine").tasks
+        assert (row.id, row.assignee.email, row.assignee.name) == (
+            task_id,
+            agents.alice,
+            alice.name,
+        )
+        assert queries.on_behalf_of(row, expected) == alice.id
+        assert row.instance.id == row.instance_id  # relations are read from the task itself
+
+
 def test_cursor_pages_cover_every_task_once_in_every_sort(app, agents):
     with app.app_context():
         created = [

@@ -7,6 +7,10 @@ from datetime import UTC, datetime
 from sqlalchemy import JSON, DateTime, Enum, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement, Select
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import Boolean
 
 from app.core.extensions import db
 
@@ -50,6 +54,36 @@ def enum_type(enum_class: type, name: str, length: int = 20) -> Enum:
         length=length,
         values_callable=lambda members: [m.value for m in members],
     )
+
+
+class in_values(ColumnElement):
+    """``column IN (subquery)`` for a short list of values read beforehand: on PostgreSQL
+    ``column = ANY(ARRAY(subquery))``, which the planner runs once on its own instead of
+    planning a join (in a statement of many ranges, planning that join costs more than
+    running it); elsewhere the plain ``IN``."""
+
+    type = Boolean()
+    inherit_cache = True
+    _is_implicitly_boolean = True  # a condition already: SQLite needs no « = 1 » after it
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("values", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column, values: Select):
+        self.column = column
+        self.values = values.scalar_subquery()
+
+
+@compiles(in_values)
+def _in_values(element, compiler, **kw):
+    return compiler.process(element.column.in_(element.values.element), **kw)
+
+
+@compiles(in_values, "postgresql")
+def _in_values_postgresql(element, compiler, **kw):
+    column = compiler.process(element.column, **kw)
+    return f"{column} = ANY(ARRAY({compiler.process(element.values, **kw)}))"
 
 
 def is_postgresql() -> bool:

@@ -180,7 +180,7 @@ def _iso(value):
     return value.isoformat() if value else None
 
 
-def task_json(task: HumanTask, viewer: queries.Viewer | None = None) -> dict:
+def task_json(task: HumanTask | queries.TaskRow, viewer: queries.Viewer | None = None) -> dict:
     """Public representation of a task (no case data: see the detail).
 
     ``viewer`` (a list page's) answers « pour le compte de » from the row alone.

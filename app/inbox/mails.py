@@ -9,9 +9,8 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from app.auth.models import User
-from app.engine.models import HumanTask
 from app.inbox.models import Notification
-from app.inbox.queries import PARIS, VIEW_LABELS
+from app.inbox.queries import PARIS, VIEW_LABELS, TaskRow
 
 
 def _link(path: str) -> str:
@@ -37,7 +36,7 @@ def notification_mail(note: Notification) -> tuple[str, str]:
 
 
 def digest_mail(
-    user: User, counts: dict[str, int], unread: int, overdue: list[HumanTask], day: date
+    user: User, counts: dict[str, int], unread: int, overdue: list[TaskRow], day: date
 ) -> tuple[str, str]:
     """Subject and body of the daily summary of an agent's inbox."""
     with force_locale(user.locale or "fr"):

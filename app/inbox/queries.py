@@ -4,7 +4,10 @@ Every list reads the engine's materialised task rows (never a workflow). The two
 views agents open all day are answered from partial indexes: « À traiter » from
 ``ix_human_task_assignee_open`` (assignee, due order), « Corbeilles de mes groupes »
 from ``ix_task_candidate_group_basket`` — one ordered index range per group, merged,
-so a first page costs the same whether the agent belongs to one group or five.
+so a first page costs the same whether the agent belongs to one group or five. On
+PostgreSQL the same statement also reads the viewer (groups, colleagues acted for), so
+a page costs one round trip. Pages hold ``TaskRow``s: the rows as read, without the
+ORM's identity map.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     Integer,
+    Select,
     String,
     and_,
     bindparam,
@@ -31,13 +35,13 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    true,
     union,
     union_all,
 )
-from sqlalchemy.orm import joinedload
 
 from app.auth.models import Group, User, group_membership
-from app.core.db import utcnow
+from app.core.db import is_postgresql, utcnow
 from app.core.errors import ValidationFailed
 from app.core.extensions import db
 from app.core.pagination import after, decode_cursor, encode_cursor
@@ -490,7 +494,7 @@ def _cursor_values(cursor: str, sort: str) -> list[Any]:
         raise invalid from exc
 
 
-def _cursor_for(task: HumanTask, sort: str) -> str:
+def _cursor_for(task: TaskRow, sort: str) -> str:
     key = {
         "due": task.due_sort,
         "-due": task.due_sort,
@@ -502,9 +506,56 @@ def _cursor_for(task: HumanTask, sort: str) -> str:
     return encode_cursor([sort, key.isoformat() if isinstance(key, datetime) else key, task.id])
 
 
+class TaskRow:
+    """A task of a list page, read without the ORM's bookkeeping: the task row's columns
+    under the model's attribute names and its assignee's name and e-mail. Anything else
+    (``owner``, ``candidates``, ``instance``…) is read from the ORM entity on first use."""
+
+    def __init__(self, values: dict[str, Any]):
+        self.__dict__.update(values)
+
+    @property
+    def assignee(self) -> Person | None:
+        if self.assignee_id is None:
+            return None
+        return Person(self.assignee_id, self.assignee_name, self.assignee_email)
+
+    @property
+    def owner(self) -> User | None:
+        return db.session.get(User, self.owner_id) if self.owner_id else None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(db.session.get(HumanTask, self.id), name)
+
+    def __repr__(self) -> str:
+        return f"<TaskRow {self.id} {self.title!r}>"
+
+
+@dataclass(frozen=True)
+class Person:
+    """The assignee of a listed task, as lists show it."""
+
+    id: int
+    name: str
+    email: str
+
+
+# The columns a list page reads (not the search text nor the documentation, which no list
+# shows), labelled with the model's attribute names, then the assignee's name and e-mail.
+_TASK_COLUMNS = tuple(
+    attr.columns[0].label(attr.key)
+    for attr in HumanTask.__mapper__.column_attrs
+    if attr.key not in ("search_text", "documentation")
+)
+_ASSIGNEE_COLUMNS = (User.name.label("assignee_name"), User.email.label("assignee_email"))
+_ROW_KEYS = tuple(column.key for column in _TASK_COLUMNS + _ASSIGNEE_COLUMNS)
+
+
 @dataclass
 class Page:
-    tasks: list[HumanTask]
+    tasks: list[TaskRow]
     next_cursor: str | None
     viewer: Viewer
 
@@ -521,40 +572,55 @@ def list_tasks(
     """One page of a view, filtered and sorted, after ``cursor``."""
     if view not in VIEWS:
         view_condition(view, None)  # raises the French error
-    viewer = Viewer.of(user)
     filters = filters or Filters()
     sort = sort or DEFAULT_SORT.get(view, "due")
     columns, descending = _sort_spec(sort)
     values = _cursor_values(cursor, sort) if cursor else None
     params = _filter_values(filters)
     names = tuple(sorted(k for k in params if k.startswith("f_")))
-    params.update(viewer.params())
     params["limit"] = limit + 1
     if values is not None:
         params["c0"], params["c1"] = values
-    if sort in ("due", "-due") and view in INDEXED_VIEWS and not (view == "all" and user.is_admin):
-        shape = _Shape(
-            view,
-            len(viewer.ids),
-            len(viewer.groups),
-            descending,
-            values is not None,
-            names,
-            len(filters.terms),
+    indexed = sort in ("due", "-due") and view in INDEXED_VIEWS
+    if indexed and not (view == "all" and user.is_admin) and is_postgresql():
+        # The viewer's groups and colleagues are read by the page's own statement (its
+        # shape does not depend on how many there are).
+        shape = _Shape(view, 0, 0, descending, values is not None, names, len(filters.terms))
+        now = utcnow()
+        params.update({"me": user.id, "now": now, "day": today()})
+        rows = _rows(_folded_statement(shape), params)
+        facts = rows[0]._mapping
+        viewer = Viewer(
+            user, sorted(facts["viewer_ids"]), sorted(facts["viewer_groups"] or []), now
         )
-        stmt = _indexed_statement(shape)
+        rows = [row for row in rows if row.id is not None]
     else:
-        stmt = _page(
-            select(HumanTask).where(
-                view_condition(view, viewer),
-                *search_clauses(len(filters.terms)),
-                *filter_clauses(names),
-            ),
-            columns,
-            descending,
-            values is not None,
-        )
-    tasks = list(db.session.execute(stmt, params).scalars().unique())
+        viewer = Viewer.of(user)
+        params.update(viewer.params())
+        if indexed and not (view == "all" and user.is_admin):
+            shape = _Shape(
+                view,
+                len(viewer.ids),
+                len(viewer.groups),
+                descending,
+                values is not None,
+                names,
+                len(filters.terms),
+            )
+            stmt = _indexed_statement(shape)
+        else:
+            stmt = _page(
+                [
+                    view_condition(view, viewer),
+                    *search_clauses(len(filters.terms)),
+                    *filter_clauses(names),
+                ],
+                columns,
+                descending,
+                values is not None,
+            )
+        rows = _rows(stmt, params)
+    tasks = [TaskRow(dict(zip(_ROW_KEYS, row, strict=False))) for row in rows]
     next_cursor = None
     if len(tasks) > limit:
         tasks = tasks[:limit]
@@ -562,9 +628,25 @@ def list_tasks(
     return Page(tasks, next_cursor, viewer)
 
 
-def _page(stmt, columns: list, descending: bool, after_cursor: bool):
-    """Order, cursor (parameters ``c0``, ``c1``) and limit (``limit``) of a task page."""
-    stmt = stmt.options(joinedload(HumanTask.assignee).load_only(User.name, User.email))
+def _rows(stmt, params: dict[str, Any]) -> list:
+    """The rows of a page's statement as the driver returns them (the session's result
+    machinery is for entities; pending changes are flushed first, as a query would)."""
+    if db.session.autoflush:
+        db.session.flush()
+    return db.session.connection().execute(stmt, params).all()
+
+
+def _page(
+    conditions: list, columns: list, descending: bool, after_cursor: bool, assignee: bool = True
+):
+    """The rows of a task page: the tasks meeting ``conditions`` (with their assignee's
+    name and e-mail unless ``assignee`` is false), ordered, after the cursor (parameters
+    ``c0``, ``c1``), at most ``limit``."""
+    stmt = select(*_TASK_COLUMNS).where(*conditions)
+    if assignee:
+        stmt = stmt.add_columns(*_ASSIGNEE_COLUMNS).outerjoin(
+            User, User.id == HumanTask.assignee_id
+        )
     if after_cursor:
         stmt = stmt.where(after(columns, [bindparam("c0"), bindparam("c1")], descending))
     order = [c.desc() if descending else c.asc() for c in columns]
@@ -588,6 +670,59 @@ class _Shape:
     n_terms: int
 
 
+def _held_range(shape: _Shape, person) -> Select:
+    """The first ``limit`` open tasks held by ``person``, in due order (one index range)."""
+    keys = [HumanTask.due_sort, HumanTask.id]
+    extra = filter_clauses(shape.filters)
+    if shape.view == "overdue":
+        extra.append(HumanTask.due_sort < bindparam("now"))
+    branch = select(HumanTask.id.label("task_id")).where(
+        OPEN, HumanTask.assignee_id == person, *search_clauses(shape.n_terms), *extra
+    )
+    if shape.view == "mine":
+        branch = branch.where(_not_snoozed(bindparam("now")))
+    return _range(branch, keys, shape)
+
+
+def _offered_range(shape: _Shape, offer, on_task: bool = False) -> Select:
+    """The first ``limit`` unclaimed tasks of one basket (``offer``: a condition on the
+    candidate rows), in due order (one index range)."""
+    keys = [TaskCandidate.due_sort, TaskCandidate.task_id]
+    extra = filter_clauses(shape.filters)
+    if shape.view == "overdue":
+        extra.append(HumanTask.due_sort < bindparam("now"))
+    # Search terms are checked on the index's copy of the search text; other filters
+    # (and the candidate rules' offers) need the task row.
+    branch = select(TaskCandidate.task_id.label("task_id")).where(
+        offer, UNCLAIMED, *search_clauses(shape.n_terms, TaskCandidate.search_text)
+    )
+    if extra or on_task:
+        branch = branch.join(HumanTask, HumanTask.id == TaskCandidate.task_id).where(*extra)
+    return _range(branch, keys, shape)
+
+
+def _range(branch: Select, keys: list, shape: _Shape) -> Select:
+    if shape.after_cursor:
+        branch = branch.where(after(keys, [bindparam("c0"), bindparam("c1")], shape.descending))
+    order = [k.desc() if shape.descending else k.asc() for k in keys]
+    return branch.order_by(*order).limit(bindparam("limit", type_=Integer))
+
+
+def _rule_ranges(shape: _Shape) -> list[Select]:
+    """The ranges of the candidate rules' offers (e.g. a delegate's signatures)."""
+    return [_offered_range(shape, condition(), on_task=True) for condition in offer_conditions()]
+
+
+def _merged_page(shape: _Shape, ranges: list[Select], assignee: bool = True):
+    """The page's rows from the ranges of task ids: merged, then ordered and cut."""
+    if not ranges:
+        ids = select(HumanTask.id).where(false())
+    else:
+        ids = ranges[0] if len(ranges) == 1 else union_all(*ranges)
+    columns = [HumanTask.due_sort, HumanTask.id]
+    return _page([HumanTask.id.in_(ids)], columns, shape.descending, shape.after_cursor, assignee)
+
+
 @functools.lru_cache(maxsize=512)
 def _indexed_statement(shape: _Shape):
     """The SQL of a due-ordered page: the first ``limit`` rows of each index range — one
@@ -595,59 +730,81 @@ def _indexed_statement(shape: _Shape):
     basket (unclaimed candidates) — merged, then the page's task rows. Each range is read
     in order and stops early, so a first page costs the same whether the agent belongs to
     one group or five. Built once per shape: later pages only bind new values."""
-    extra = filter_clauses(shape.filters)
-    if shape.view == "overdue":
-        extra.append(HumanTask.due_sort < bindparam("now"))
-    limit = bindparam("limit", type_=Integer)
     people = [bindparam(f"p{i}", type_=Integer) for i in range(shape.n_ids)]
-    branches = []
+    ranges = []
     if shape.view in ("mine", "all", "overdue"):
-        keys = [HumanTask.due_sort, HumanTask.id]
-        order = [k.desc() if shape.descending else k.asc() for k in keys]
-        for person in people:
-            branch = select(HumanTask.id.label("task_id")).where(
-                OPEN, HumanTask.assignee_id == person, *search_clauses(shape.n_terms), *extra
-            )
-            if shape.view == "mine":
-                branch = branch.where(_not_snoozed(bindparam("now")))
-            if shape.after_cursor:
-                branch = branch.where(
-                    after(keys, [bindparam("c0"), bindparam("c1")], shape.descending)
-                )
-            branches.append(branch.order_by(*order).limit(limit))
+        ranges += [_held_range(shape, person) for person in people]
     if shape.view in ("candidate", "all", "overdue"):
-        keys = [TaskCandidate.due_sort, TaskCandidate.task_id]
-        order = [k.desc() if shape.descending else k.asc() for k in keys]
         offers = [
             TaskCandidate.group_name == bindparam(f"g{i}", type_=String)
             for i in range(shape.n_groups)
         ]
         offers += [TaskCandidate.user_id == person for person in people]
-        rule_offers = [(condition(), True) for condition in offer_conditions()]
-        for offer, on_task in [(o, False) for o in offers] + rule_offers:
-            # Search terms are checked on the index's copy of the search text; other
-            # filters (and the candidate rules' offers) need the task row.
-            branch = select(TaskCandidate.task_id.label("task_id")).where(
-                offer, UNCLAIMED, *search_clauses(shape.n_terms, TaskCandidate.search_text)
-            )
-            if extra or on_task:
-                branch = branch.join(HumanTask, HumanTask.id == TaskCandidate.task_id).where(*extra)
-            if shape.after_cursor:
-                branch = branch.where(
-                    after(keys, [bindparam("c0"), bindparam("c1")], shape.descending)
-                )
-            branches.append(branch.order_by(*order).limit(limit))
-    if not branches:
-        ids = select(HumanTask.id).where(false())
-    else:
-        wrapped = [select(b.subquery().c.task_id) for b in branches]
-        ids = wrapped[0] if len(wrapped) == 1 else union_all(*wrapped)
-    columns = [HumanTask.due_sort, HumanTask.id]
-    return _page(
-        select(HumanTask).where(HumanTask.id.in_(ids)),
-        columns,
-        shape.descending,
-        shape.after_cursor,
+        ranges += [_offered_range(shape, offer) for offer in offers]
+        ranges += _rule_ranges(shape)
+    return _merged_page(shape, [select(r.subquery().c.task_id) for r in ranges])
+
+
+@functools.lru_cache(maxsize=64)
+def _folded_statement(shape: _Shape):
+    """PostgreSQL: the statement of ``_indexed_statement`` that also reads the viewer —
+    its groups and the colleagues it acts for (``me``, ``day``) — in the same round trip.
+    The ranges are taken per element of those lists (``unnest`` … ``LATERAL``), and the
+    viewer's lists come back on every row (on one row of NULL task columns when the page
+    is empty: ``viewer_groups``, ``viewer_ids``)."""
+    me, day = bindparam("me", type_=Integer), bindparam("day", type_=Date)
+    groups = select(func.array_agg(Group.name)).where(
+        Group.id.in_(select(group_membership.c.group_id).where(group_membership.c.user_id == me))
+    )
+    people = union(
+        select(me.label("id")),
+        select(Substitution.absent_id.label("id")).where(active_absence(me, day)),
+    ).subquery()
+    viewer = select(
+        groups.scalar_subquery().label("groups"),
+        select(func.array_agg(people.c.id)).scalar_subquery().label("ids"),
+    ).cte("viewer")
+
+    def each(column, name: str, make_range) -> Select:
+        elements = select(column).scalar_subquery()
+        element = func.unnest(elements).table_valued(name).render_derived(name=f"each_{name}")
+        found = make_range(element.c[name]).lateral()
+        return select(found.c.task_id).select_from(element).join(found, true())
+
+    def held(person) -> Select:
+        return _held_range(shape, person)
+
+    def group_basket(name) -> Select:
+        return _offered_range(shape, TaskCandidate.group_name == name)
+
+    def named_basket(person) -> Select:
+        return _offered_range(shape, TaskCandidate.user_id == person)
+
+    ranges = []
+    if shape.view in ("mine", "all", "overdue"):
+        ranges.append(each(viewer.c.ids, "person", held))
+    if shape.view in ("candidate", "all", "overdue"):
+        ranges.append(each(viewer.c.groups, "group_name", group_basket))
+        ranges.append(each(viewer.c.ids, "person", named_basket))
+        ranges += [select(r.subquery().c.task_id) for r in _rule_ranges(shape)]
+    # The assignee's name and e-mail are looked up row by row: the planner cannot tell how
+    # few rows the ranges hold, and would rather hash the whole user table for a join.
+    page = _merged_page(shape, ranges, assignee=False).subquery("page")
+    order = [page.c.due_sort, page.c.id]
+    assignee = [
+        select(column).where(User.id == page.c.assignee_id).scalar_subquery().label(column.key)
+        for column in _ASSIGNEE_COLUMNS
+    ]
+    return (
+        select(
+            page,
+            *assignee,
+            viewer.c.groups.label("viewer_groups"),
+            viewer.c.ids.label("viewer_ids"),
+        )
+        .select_from(viewer)
+        .outerjoin(page, true())
+        .order_by(*[c.desc() if shape.descending else c.asc() for c in order])
     )
 
 
@@ -696,7 +853,7 @@ def view_counts(user: User) -> dict[str, int]:
     return {view: row._mapping[view] or 0 for view in views}
 
 
-def column_value(task: HumanTask, column: str) -> Any:
+def column_value(task: HumanTask | TaskRow, column: str) -> Any:
     """The raw value of a column for a task (the template formats it)."""
     if column in METADATA_COLUMNS:
         meta = task.metadata_ or {}
@@ -717,14 +874,14 @@ def column_value(task: HumanTask, column: str) -> Any:
     }.get(column)
 
 
-def on_behalf_of(task: HumanTask, viewer: Viewer) -> int | None:
+def on_behalf_of(task: HumanTask | TaskRow, viewer: Viewer) -> int | None:
     """The absent colleague whose task this is, when the viewer sees it as a substitute."""
     if task.status != TaskStatus.OPEN or task.assignee_id == viewer.user.id:
         return None
     return task.assignee_id if task.assignee_id in viewer.ids else None
 
 
-def may_claim(task: HumanTask, viewer: Viewer) -> bool:
+def may_claim(task: HumanTask | TaskRow, viewer: Viewer) -> bool:
     """True when the viewer may take this unassigned task (from the row alone)."""
     if task.status != TaskStatus.OPEN or task.assignee_id is not None:
         return False
@@ -735,6 +892,6 @@ def may_claim(task: HumanTask, viewer: Viewer) -> bool:
     return bool(offer_conditions()) and is_candidate(viewer.user, task)  # candidate rules
 
 
-def is_overdue(task: HumanTask, now: datetime) -> bool:
+def is_overdue(task: HumanTask | TaskRow, now: datetime) -> bool:
     """True when an open task is past its due date."""
     return task.status == TaskStatus.OPEN and task.due_sort < now and task.due_sort != NO_DUE_DATE

@@ -27,7 +27,7 @@ from sqlalchemy import Date, Integer, and_, bindparam, or_, select
 from app.auth.models import Group, OrgUnit, User
 from app.auth.services import find_user_by_email, get_group_by_name
 from app.core import audit
-from app.core.db import utcnow
+from app.core.db import in_values, utcnow
 from app.core.errors import (
     Conflict,
     MissiveError,
@@ -1110,7 +1110,7 @@ def delegated_signature_offers():
         Delegation.valid_from <= day,
         or_(Delegation.valid_until.is_(None), Delegation.valid_until >= day),
     )
-    return and_(HumanTask.form_key == "signature", TaskCandidate.user_id.in_(delegators))
+    return and_(HumanTask.form_key == "signature", in_values(TaskCandidate.user_id, delegators))
 
 
 # --- seal ------------------------------------------------------------------------------------
