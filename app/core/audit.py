@@ -75,48 +75,20 @@ def record(
     data: dict | None = None,
 ) -> Link:
     """Append an event to the chain inside the caller's transaction (written now)."""
-    session = db.session()
-    if db.engine.dialect.name == "postgresql":
-        return _append_pg(session, action, actor, object_type, object_id, data)
-    row = _link(session, action, actor, object_type, object_id, data)
-    session.connection().execute(_INSERT, row)
-    return Link(row["prev_hash"], row["hash"])
+    return append(
+        entry(action, actor=actor, object_type=object_type, object_id=object_id, data=data)
+    )
 
 
-def record_many(events: list[dict]) -> None:
-    """Append events (each with ``record``'s arguments) to the chain inside the caller's
-    transaction, in that order, with one statement: for a batch of registrations."""
-    if not events:
-        return
-    session = db.session()
-    rows = [_link(session, **event) for event in events]
-    session.execute(insert(AuditEvent), rows)
-
-
-def _link(
-    session: Session,
+def entry(
     action: str,
+    *,
     actor: Any = None,
     object_type: str | None = None,
     object_id: Any = None,
     data: dict | None = None,
 ) -> dict:
-    """The columns of the next event of the chain; it becomes the chain's end."""
-    previous = session.info.get(_TAIL)
-    if previous is None:
-        previous = _chain_tail(session)
-    row = _columns(action, actor, object_type, object_id, data)
-    digest = _digest(previous, **{k: row[k] for k in _HASHED})
-    session.info[_TAIL] = digest
-    return {**row, "prev_hash": previous, "hash": digest}
-
-
-_HASHED = ("at", "actor_id", "action", "object_type", "object_id", "data")
-
-
-def _columns(
-    action: str, actor: Any, object_type: str | None, object_id: Any, data: dict | None
-) -> dict:
+    """An event's columns, not yet linked to the chain (see ``append``)."""
     return {
         "at": utcnow(),
         "actor_id": getattr(actor, "id", actor) if actor is not None else None,
@@ -128,53 +100,81 @@ def _columns(
     }
 
 
+def append(columns: dict) -> Link:
+    """Link an event (``entry``'s columns) to the chain's end and write it."""
+    session = db.session()
+    if db.engine.dialect.name == "postgresql":
+        driver = session.connection().connection.driver_connection
+        statements = pipeline_statements(session, columns)
+        cursors = [driver.cursor() for _ in statements]
+        try:
+            with driver.pipeline():
+                for cursor, (query, params) in zip(cursors, statements, strict=True):
+                    cursor.execute(query, params)
+            return appended(session, cursors[-1].fetchone())
+        finally:
+            for cursor in cursors:
+                cursor.close()
+    row = _link(session, columns)
+    session.connection().execute(_INSERT, row)
+    return Link(row["prev_hash"], row["hash"])
+
+
+def record_many(events: list[dict]) -> None:
+    """Append events (each with ``record``'s arguments) to the chain inside the caller's
+    transaction, in that order, with one statement: for a batch of registrations."""
+    if not events:
+        return
+    session = db.session()
+    rows = [_link(session, entry(**each)) for each in events]
+    session.execute(insert(AuditEvent), rows)
+
+
+def _link(session: Session, columns: dict) -> dict:
+    """The columns of the next event of the chain; it becomes the chain's end."""
+    previous = session.info.get(_TAIL)
+    if previous is None:
+        previous = _chain_tail(session)
+    digest = _digest(previous, **{k: columns[k] for k in _HASHED})
+    session.info[_TAIL] = digest
+    return {**columns, "prev_hash": previous, "hash": digest}
+
+
+_HASHED = ("at", "actor_id", "action", "object_type", "object_id", "data")
 _INSERT = insert(AuditEvent.__table__)
 
-# PostgreSQL appends an event in one round trip: the chain lock (first event of the
-# transaction only), then, in a statement of its own — so that it sees what the lock's
-# previous holder committed — the insert that reads the chain's end and hashes the event
-# on the server. The payload hashed is ``_digest``'s: the JSON list whose first item is the
-# previous hash (hex: nothing to escape) followed by the items Python serialised.
-_PG_LOCK = "SELECT pg_advisory_xact_lock(7310001); "
+# On PostgreSQL an event is appended in one round trip, or inside a caller's pipeline:
+# the chain lock (first event of the transaction only), then, as a statement of its own —
+# so that it sees what the lock's previous holder committed — the insert that reads the
+# chain's end and hashes the event on the server. The payload hashed is ``_digest``'s: the
+# JSON list whose first item is the previous hash (hex: nothing to escape) followed by the
+# items Python serialised.
+_PG_LOCK = "SELECT pg_advisory_xact_lock(7310001)"
 _PG_APPEND = (
     "INSERT INTO audit_event "
     "(at, actor_id, action, object_type, object_id, data, ip, prev_hash, hash) "
-    "SELECT {at}, {actor_id}, {action}, {object_type}, {object_id}, {data}, {ip}, "
-    "tail.prev, encode(sha256(convert_to('[\"' || tail.prev || '\",' || {rest}, 'UTF8')), "
-    "'hex') FROM (SELECT coalesce((SELECT hash FROM audit_event ORDER BY id DESC LIMIT 1), "
-    "{genesis}) AS prev) AS tail RETURNING prev_hash, hash"
+    "SELECT %(at)s::timestamptz, %(actor_id)s::integer, %(action)s::varchar, "
+    "%(object_type)s::varchar, %(object_id)s::varchar, %(data)s::jsonb, %(ip)s::varchar, "
+    "tail.prev, encode(sha256(convert_to('[\"' || tail.prev || '\",' || %(rest)s::text, "
+    "'UTF8')), 'hex') FROM (SELECT coalesce((SELECT hash FROM audit_event ORDER BY id DESC "
+    "LIMIT 1), %(genesis)s::varchar) AS prev) AS tail RETURNING prev_hash, hash"
 )
 
 
-def _append_pg(session: Session, action, actor, object_type, object_id, data) -> Link:
-    from psycopg import sql
+def pipeline_statements(session: Session, columns: dict) -> list[tuple[str, dict | None]]:
+    """The statements that append an event on PostgreSQL, for a caller's pipeline; the
+    last one returns the row to give ``appended``."""
     from psycopg.types.json import Jsonb
 
-    row = _columns(action, actor, object_type, object_id, data)
-    rest = _payload("", **{k: row[k] for k in _HASHED})[len('["",') :]
-    connection = session.connection()
-    literal = {
-        **{k: sql.Literal(v) for k, v in row.items() if k != "data"},
-        "data": sql.Literal(Jsonb(row["data"])),
-        "rest": sql.Literal(rest),
-        "genesis": sql.Literal(GENESIS),
-    }
-    driver = connection.connection.driver_connection
-    statement = sql.SQL(_PG_APPEND).format(**literal).as_string(driver)
-    locked = session.info.get(_TAIL) is not None
-    result = connection.exec_driver_sql(
-        statement if locked else _PG_LOCK + statement,
-        execution_options={"no_parameters": True},
-    )
-    try:
-        cursor = result.cursor  # the driver's cursor holds each statement's result
-        if not locked:
-            cursor.fetchall()
-            if not cursor.nextset():
-                raise RuntimeError("the audit chain's insert returned no result")
-        link = Link(*cursor.fetchone())
-    finally:
-        result.close()
+    rest = _payload("", **{k: columns[k] for k in _HASHED})[len('["",') :]
+    params = {**columns, "data": Jsonb(columns["data"]), "rest": rest, "genesis": GENESIS}
+    append = (_PG_APPEND, params)
+    return [append] if session.info.get(_TAIL) is not None else [(_PG_LOCK, None), append]
+
+
+def appended(session: Session, row) -> Link:
+    """Remember the chain's new end once ``pipeline_statements`` have run."""
+    link = Link(*row)
     session.info[_TAIL] = link.hash
     return link
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import Group, User
+from app.core import audit
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound
 from app.core.extensions import db
@@ -268,8 +269,14 @@ class SaveReport:
     new_jobs: list[int] = field(default_factory=list)
 
 
-def save(instance: ProcessInstance, workflow: BpmnWorkflow, actor: User | None) -> SaveReport:
-    """Serialize once and bring the derived rows in line with the workflow.
+def save(
+    instance: ProcessInstance,
+    workflow: BpmnWorkflow,
+    actor: User | None,
+    audit_entry: dict | None = None,
+) -> SaveReport:
+    """Serialize once and bring the derived rows in line with the workflow, and append
+    ``audit_entry`` (``audit.entry``'s columns) to the audit trail with them.
 
     What the action changed through the ORM (a claim, a hook's rows) is flushed first;
     the engine's own rows are then written with Core statements, and the ORM objects the
@@ -302,9 +309,11 @@ def save(instance: ProcessInstance, workflow: BpmnWorkflow, actor: User | None) 
     if waiting != (instance.waiting or {}):
         values["waiting"] = waiting
     if db.engine.dialect.name == "postgresql":
-        new_ids = _write_pg(session, instance.id, values, closed, created)
+        new_ids = _write_pg(session, instance.id, values, closed, created, audit_entry)
     else:
         new_ids = _write(session, instance.id, values, closed, created)
+        if audit_entry is not None:
+            audit.append(audit_entry)
     _committed(instance, values)
     for new, new_id in zip(created, new_ids, strict=True):
         new.row.id = new_id
@@ -509,8 +518,11 @@ def _pg_params(values: dict[str, Any]) -> dict[str, Any]:
     return {name: _pg_value(name, value) for name, value in values.items()}
 
 
-def _write_pg(session, instance_id: int, values: dict, closed: list, created: list) -> list[int]:
-    """``_write`` in one round trip: every statement queued, then one sync."""
+def _write_pg(
+    session, instance_id: int, values: dict, closed: list, created: list, audit_entry=None
+) -> list[int]:
+    """``_write`` and the audit event in one round trip: every statement queued, then one
+    sync."""
     driver = session.connection().connection.driver_connection
     update_instance = sql.SQL("UPDATE process_instance SET {} WHERE id = %(row_id)s").format(
         sql.SQL(", ").join(
@@ -520,6 +532,8 @@ def _write_pg(session, instance_id: int, values: dict, closed: list, created: li
     )
     cursor = driver.cursor()
     inserts = [driver.cursor() for _ in created]
+    trail = audit.pipeline_statements(session, audit_entry) if audit_entry is not None else []
+    trail_cursors = [driver.cursor() for _ in trail]
     try:
         with driver.pipeline():
             if closed:
@@ -535,9 +549,13 @@ def _write_pg(session, instance_id: int, values: dict, closed: list, created: li
                         "candidate_user_ids": [user for _, user in new.candidates],
                     },
                 )
+            for trail_cursor, (query, params) in zip(trail_cursors, trail, strict=True):
+                trail_cursor.execute(query, params)
+        if trail:
+            audit.appended(session, trail_cursors[-1].fetchone())
         return [insert.fetchone()[0] for insert in inserts]
     finally:
-        for each in (cursor, *inserts):
+        for each in (cursor, *inserts, *trail_cursors):
             each.close()
 
 

@@ -395,15 +395,14 @@ def _unit_of_work(
             message + f" (incident n° {incident.id} enregistré ; rien n'a été modifié)",
             element_id=element_id,
         ) from exc
-    report = runtime.save(instance, workflow, actor)
-    audit.record(
+    entry = audit.entry(
         audit_action,
         actor=actor,
         object_type="process_instance",
         object_id=instance.id,
         data={"key": instance.process_key, "version": instance.version.version, **audit_data},
     )
-    return report
+    return runtime.save(instance, workflow, actor, entry)
 
 
 def _after_commit(report: runtime.SaveReport) -> None:
