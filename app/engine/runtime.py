@@ -10,6 +10,7 @@ all in the caller's transaction.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import re
 import unicodedata
@@ -25,7 +26,7 @@ from uuid import UUID
 from psycopg import sql
 from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, bindparam, delete, event, inspect, select
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, load_only, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import Group, User
@@ -120,15 +121,14 @@ def form_validator(version: ProcessVersion, form_key: str | None):
     """
     if not form_key:
         return None
+    key = (version.id, version.content_hash, form_key)
+    if key in _form_cache:
+        _form_cache.move_to_end(key)
+        return _form_cache[key]
     schema = (version.forms or {}).get(form_key)
     if schema is None:
         return None
-    return _cached(
-        _form_cache,
-        (version.id, version.content_hash, form_key),
-        _FORM_CACHE_SIZE,
-        lambda: compile_schema(schema),
-    )
+    return _cached(_form_cache, key, _FORM_CACHE_SIZE, lambda: compile_schema(schema))
 
 
 # --- work to do once the transaction has committed -----------------------------------------
@@ -217,6 +217,14 @@ _TASK_WITH_INSTANCE = (
     .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
     .join(ProcessVersion, ProcessVersion.id == ProcessInstance.version_id)
     .where(HumanTask.id == bindparam("task_id"))
+    # what a completion reads of the version; forms and specs come from their caches
+    .options(
+        load_only(
+            ProcessVersion.definition_id,
+            ProcessVersion.version,
+            ProcessVersion.content_hash,
+        )
+    )
     .execution_options(populate_existing=True)
 )
 _TASK_WITH_INSTANCE_LOCKED = _TASK_WITH_INSTANCE.with_for_update(of=[ProcessInstance, HumanTask])
@@ -486,23 +494,41 @@ def _write(session, instance_id: int, values: dict, closed: list, created: list)
 _JSON_COLUMNS = {
     c.name for table in (_INSTANCE, _TASK) for c in table.columns if isinstance(c.type, JSON)
 }
-_PG_CLOSE_TASK = sql.SQL("UPDATE human_task SET {} WHERE id = %(row_id)s").format(
-    sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(key), sql.Placeholder(key)) for key in _CLOSED_KEYS
+
+
+def _pg_update(table: str, keys: tuple[str, ...]) -> str:
+    return (
+        sql.SQL("UPDATE {} SET {} WHERE id = %(row_id)s")
+        .format(
+            sql.Identifier(table),
+            sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(key), sql.Placeholder(key)) for key in keys
+            ),
+        )
+        .as_string()  # rendered once: composing it again costs more than the statement
     )
+
+
+_pg_update_instance = functools.lru_cache(maxsize=32)(
+    lambda keys: _pg_update("process_instance", keys)
 )
+_PG_CLOSE_TASK = _pg_update("human_task", _CLOSED_KEYS)
 _PG_DROP_CANDIDATES = "DELETE FROM task_candidate WHERE task_id = ANY(%(ids)s)"
 _TASK_COLUMNS = [c.name for c in _TASK.columns if c.name != "id"]
-_PG_INSERT_TASK = sql.SQL(
-    "WITH task AS (INSERT INTO human_task ({columns}) VALUES ({values}) RETURNING id), "
-    "candidate AS (INSERT INTO task_candidate "
-    "(task_id, group_name, user_id, due_sort, unclaimed, search_text) "
-    "SELECT task.id, c.group_name, c.user_id, %(due_sort)s, %(assignee_id)s IS NULL, "
-    "%(search_text)s FROM task, unnest(%(candidate_group_names)s::varchar[], "
-    "%(candidate_user_ids)s::integer[]) AS c(group_name, user_id)) SELECT id FROM task"
-).format(
-    columns=sql.SQL(", ").join(sql.Identifier(name) for name in _TASK_COLUMNS),
-    values=sql.SQL(", ").join(sql.Placeholder(name) for name in _TASK_COLUMNS),
+_PG_INSERT_TASK = (
+    sql.SQL(
+        "WITH task AS (INSERT INTO human_task ({columns}) VALUES ({values}) RETURNING id), "
+        "candidate AS (INSERT INTO task_candidate "
+        "(task_id, group_name, user_id, due_sort, unclaimed, search_text) "
+        "SELECT task.id, c.group_name, c.user_id, %(due_sort)s, %(assignee_id)s IS NULL, "
+        "%(search_text)s FROM task, unnest(%(candidate_group_names)s::varchar[], "
+        "%(candidate_user_ids)s::integer[]) AS c(group_name, user_id)) SELECT id FROM task"
+    )
+    .format(
+        columns=sql.SQL(", ").join(sql.Identifier(name) for name in _TASK_COLUMNS),
+        values=sql.SQL(", ").join(sql.Placeholder(name) for name in _TASK_COLUMNS),
+    )
+    .as_string()
 )
 
 
@@ -524,12 +550,7 @@ def _write_pg(
     """``_write`` and the audit event in one round trip: every statement queued, then one
     sync."""
     driver = session.connection().connection.driver_connection
-    update_instance = sql.SQL("UPDATE process_instance SET {} WHERE id = %(row_id)s").format(
-        sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(key), sql.Placeholder(key))
-            for key in sorted(values)
-        )
-    )
+    update_instance = _pg_update_instance(tuple(sorted(values)))
     cursor = driver.cursor()
     inserts = [driver.cursor() for _ in created]
     trail = audit.pipeline_statements(session, audit_entry) if audit_entry is not None else []
