@@ -12,7 +12,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
 from app.core import config as config_module
-from app.core.db import include_object
+from app.core.db import end_read_only_transaction, include_object
 from app.core.extensions import babel, csrf, db, login_manager, migrate
 from app.core.i18n import SUPPORTED_LOCALES
 
@@ -59,6 +59,17 @@ def create_app(overrides: dict | None = None) -> Flask:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
     db.init_app(app)
+
+    @app.teardown_appcontext
+    def _end_read_only_transaction(exc: BaseException | None) -> None:
+        # Runs before Flask-SQLAlchemy's own teardown (registered earlier), which removes
+        # the session and so rolls back whatever is left.
+        if exc is None:
+            try:
+                end_read_only_transaction()
+            except Exception:  # the rollback that follows ends it instead
+                app.logger.exception("ending a read-only transaction failed")
+
     migrate.init_app(
         app,
         db,

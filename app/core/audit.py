@@ -11,7 +11,7 @@ from flask import has_request_context, request
 from sqlalchemy import ForeignKey, String, event, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from app.core.db import JSONType, UTCDateTime, utcnow
+from app.core.db import JSONType, UTCDateTime, note_write, utcnow
 from app.core.extensions import db
 
 GENESIS = "0" * 64
@@ -104,7 +104,9 @@ def append(columns: dict) -> Link:
     """Link an event (``entry``'s columns) to the chain's end and write it."""
     session = db.session()
     if db.engine.dialect.name == "postgresql":
-        driver = session.connection().connection.driver_connection
+        connection = session.connection()
+        note_write(connection)
+        driver = connection.connection.driver_connection
         statements = pipeline_statements(session, columns)
         cursors = [driver.cursor() for _ in statements]
         try:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, DateTime, Enum, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement, Select
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean
@@ -127,3 +129,61 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
         and compare_to is None
         and name.startswith(UNMAPPED_TABLE_PREFIXES)
     )
+
+
+# --- ending a transaction that only read -------------------------------------------------
+#
+# psycopg forgets every statement it prepared when a transaction rolls back (and sends a
+# DEALLOCATE ALL), so a request ended by the usual rollback makes the next request on that
+# connection plan its statements again. A request that only read ends its transaction with
+# a COMMIT instead — the same effect on the data — and its connection keeps them.
+
+_WROTE = "missive.transaction_wrote"
+_CONNECTION = "missive.transaction_connection"
+# One plain query — SELECT, or WITH without a data-changing clause — only reads (its
+# locks, if any, end with the transaction either way); anything else counts as a write.
+_QUERY = re.compile(r"\s*(?:SELECT|WITH)\b[^;]*\Z", re.IGNORECASE)
+_CHANGE = re.compile(r"\b(?:INSERT|UPDATE|DELETE|MERGE|TRUNCATE|COPY)\b", re.IGNORECASE)
+
+
+@event.listens_for(Engine, "begin")
+def _transaction_begins(connection) -> None:
+    connection.info[_WROTE] = False
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _note_writes(connection, cursor, statement, parameters, context, executemany) -> None:
+    if connection.info.get(_WROTE):
+        return
+    if not _QUERY.match(statement) or _CHANGE.search(statement):
+        connection.info[_WROTE] = True
+
+
+def note_write(connection) -> None:
+    """Record that statements sent around SQLAlchemy (a driver pipeline) wrote."""
+    connection.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_begin")
+def _remember_connection(session, transaction, connection) -> None:
+    session.info[_CONNECTION] = connection
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_connection(session, *args) -> None:
+    session.info.pop(_CONNECTION, None)
+
+
+def end_read_only_transaction() -> bool:
+    """Commit the session's transaction if it only read and holds no pending change
+    (PostgreSQL; see above). Return True when it did; otherwise the caller's rollback
+    ends it as usual."""
+    session = db.session()
+    connection = session.info.get(_CONNECTION)
+    if connection is None or connection.dialect.name != "postgresql":
+        return False
+    if connection.info.get(_WROTE, True) or session.new or session.dirty or session.deleted:
+        return False
+    session.commit()
+    return True

@@ -31,7 +31,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import Group, User
 from app.core import audit
-from app.core.db import utcnow
+from app.core.db import note_write, utcnow
 from app.core.errors import Conflict, NotFound
 from app.core.extensions import db
 from app.core.validation import compile_schema
@@ -549,7 +549,9 @@ def _write_pg(
 ) -> list[int]:
     """``_write`` and the audit event in one round trip: every statement queued, then one
     sync."""
-    driver = session.connection().connection.driver_connection
+    connection = session.connection()
+    note_write(connection)
+    driver = connection.connection.driver_connection
     update_instance = _pg_update_instance(tuple(sorted(values)))
     cursor = driver.cursor()
     inserts = [driver.cursor() for _ in created]
