@@ -560,7 +560,10 @@ def _write_pg(
     try:
         with driver.pipeline():
             if closed:
-                cursor.executemany(_PG_CLOSE_TASK, [_pg_params(c) for c in closed])
+                if len(closed) == 1:
+                    cursor.execute(_PG_CLOSE_TASK, _pg_params(closed[0]))
+                else:
+                    cursor.executemany(_PG_CLOSE_TASK, [_pg_params(c) for c in closed])
                 cursor.execute(_PG_DROP_CANDIDATES, {"ids": [c["row_id"] for c in closed]})
             cursor.execute(update_instance, {**_pg_params(values), "row_id": instance_id})
             for new, insert in zip(created, inserts, strict=True):
