@@ -45,12 +45,17 @@ def _postgresql() -> bool:
 
 def test_a_transaction_that_only_read_is_committed_on_postgresql(app):
     with app.app_context():
+        create_group(name="lecture", label="Lecture")
         db.session.execute(select(func.count()).select_from(Group)).scalar()
         with endings() as seen:
             ended = end_read_only_transaction()
         assert ended is _postgresql()
         assert seen == (["commit"] if _postgresql() else [])
         assert not end_read_only_transaction()  # nothing left to end
+        group = db.session.execute(select(Group).filter_by(name="lecture")).scalar_one()
+        end_read_only_transaction()
+        db.session.remove()
+    assert group.label == "Lecture"  # still readable once the session is gone, as after a rollback
 
 
 def test_a_flushed_write_is_never_committed_by_it(app):

@@ -185,5 +185,10 @@ def end_read_only_transaction() -> bool:
         return False
     if connection.info.get(_WROTE, True) or session.new or session.dirty or session.deleted:
         return False
-    session.commit()
+    # Nothing changed: the objects loaded stay as valid as the rollback would leave them.
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
     return True
