@@ -341,18 +341,12 @@ _INSTANCE = ProcessInstance.__table__
 _TASK = HumanTask.__table__
 _CANDIDATE = TaskCandidate.__table__
 _UPDATE_INSTANCE = _INSTANCE.update().where(_INSTANCE.c.id == bindparam("row_id"))
+_CLOSED_KEYS = ("status", "completed_by_id", "completed_at", "assignee_id", "claimed_at")
 _CLOSE_TASK = (
     _TASK.update()
     .where(_TASK.c.id == bindparam("row_id"))
-    .values(
-        status=bindparam("status"),
-        completed_by_id=bindparam("completed_by_id"),
-        completed_at=bindparam("completed_at"),
-        assignee_id=bindparam("assignee_id"),
-        claimed_at=bindparam("claimed_at"),
-    )
+    .values({key: bindparam(key) for key in _CLOSED_KEYS})
 )
-_CLOSED_KEYS = ("status", "completed_by_id", "completed_at", "assignee_id", "claimed_at")
 _INSERT_TASK = _TASK.insert().returning(_TASK.c.id, sort_by_parameter_order=True)
 _INSERT_CANDIDATE = _CANDIDATE.insert()
 
