@@ -214,48 +214,34 @@ def database_floor(url: str, completions: int, raw: RawSpiff) -> dict:
         new_task = {k: v for k, v in task.items() if k != "id"}
         new_task.update(spiff_task_id=str(uuid.uuid4()), created_at=runtime.utcnow())
         now = runtime.utcnow()
-        trail = audit.pipeline_statements(
+        closed = {
+            "row_id": task_id,
+            "status": "completed",
+            "completed_by_id": None,
+            "completed_at": now,
+            "assignee_id": None,
+            "claimed_at": now,
+        }
+        values = {
+            "lock_version": 2,
+            "state": state,
+            "summary": {"subject": "Demande"},
+            "updated_at": now,
+        }
+        created = runtime._NewTask(row=None, columns=new_task, candidates=[("dgs", None)])
+        statements = runtime._pg_save_statements(instance_id, values, [closed], [created])
+        insert = len(statements) - 1  # the new task's statement comes last, returning its id
+        statements += audit.pipeline_statements(
             session, audit.entry("task.complete", object_type="process_instance", data={})
         )
-        cursor, insert = conn.cursor(), conn.cursor()
-        trail_cursors = [conn.cursor() for _ in trail]
-        with conn.pipeline():
-            cursor.execute(
-                runtime._PG_CLOSE_TASK,
-                {
-                    "row_id": task_id,
-                    "status": "completed",
-                    "completed_by_id": None,
-                    "completed_at": now,
-                    "assignee_id": None,
-                    "claimed_at": now,
-                },
-            )
-            cursor.execute(runtime._PG_DROP_CANDIDATES, {"ids": [task_id]})
-            cursor.execute(
-                runtime._pg_update_instance(("lock_version", "state", "summary", "updated_at")),
-                runtime._pg_params(
-                    {
-                        "row_id": instance_id,
-                        "lock_version": 2,
-                        "state": state,
-                        "summary": {"subject": "Demande"},
-                        "updated_at": now,
-                    }
-                ),
-            )
-            insert.execute(
-                runtime._PG_INSERT_TASK,
-                {
-                    **runtime._pg_params(new_task),
-                    "candidate_group_names": ["dgs"],
-                    "candidate_user_ids": [None],
-                },
-            )
-            for trail_cursor, (query, params) in zip(trail_cursors, trail, strict=True):
-                trail_cursor.execute(query, params)
-        insert.fetchone()
-        audit.appended(session, trail_cursors[-1].fetchone())
+        cursors = [conn.cursor() for _ in statements]
+        with conn.pipeline():  # the engine's statements, on the bare driver
+            for cursor, (query, params) in zip(cursors, statements, strict=True):
+                cursor.execute(query, params)
+        cursors[insert].fetchone()
+        audit.appended(session, cursors[-1].fetchone())
+        for cursor in cursors:
+            cursor.close()
         conn.commit()
         session.info.clear()
         timings.append(time.perf_counter() - began)

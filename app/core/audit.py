@@ -11,7 +11,7 @@ from flask import has_request_context, request
 from sqlalchemy import ForeignKey, String, event, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from app.core.db import JSONType, UTCDateTime, note_write, utcnow
+from app.core.db import JSONType, UTCDateTime, run_pipeline, utcnow
 from app.core.extensions import db
 
 GENESIS = "0" * 64
@@ -104,19 +104,8 @@ def append(columns: dict) -> Link:
     """Link an event (``entry``'s columns) to the chain's end and write it."""
     session = db.session()
     if db.engine.dialect.name == "postgresql":
-        connection = session.connection()
-        note_write(connection)
-        driver = connection.connection.driver_connection
-        statements = pipeline_statements(session, columns)
-        cursors = [driver.cursor() for _ in statements]
-        try:
-            with driver.pipeline():
-                for cursor, (query, params) in zip(cursors, statements, strict=True):
-                    cursor.execute(query, params)
-            return appended(session, cursors[-1].fetchone())
-        finally:
-            for cursor in cursors:
-                cursor.close()
+        rows = run_pipeline(session.connection(), pipeline_statements(session, columns))
+        return appended(session, rows[-1])
     row = _link(session, columns)
     session.connection().execute(_INSERT, row)
     return Link(row["prev_hash"], row["hash"])
@@ -151,6 +140,7 @@ _INSERT = insert(AuditEvent.__table__)
 # chain's end and hashes the event on the server. The payload hashed is ``_digest``'s: the
 # JSON list whose first item is the previous hash (hex: nothing to escape) followed by the
 # items Python serialised.
+# 7310001 is the advisory lock key that serialises chain appends.
 _PG_LOCK = "SELECT pg_advisory_xact_lock(7310001)"
 _PG_APPEND = (
     "INSERT INTO audit_event "
@@ -181,32 +171,20 @@ def appended(session: Session, row) -> Link:
     return link
 
 
-# Lock first, then read the chain's end in a new statement: under READ COMMITTED only a
-# statement started after the lock sees the previous holder's event. On PostgreSQL both go
-# in one simple-protocol message (one round trip); each statement still takes its own
-# snapshot, so the read sees what the lock's previous holder committed.
-# 7310001 is the advisory lock key that serialises chain appends.
-_PG_LOCK_THEN_TAIL = (
-    "SELECT pg_advisory_xact_lock(7310001); SELECT hash FROM audit_event ORDER BY id DESC LIMIT 1"
-)
+_PG_TAIL = "SELECT hash FROM audit_event ORDER BY id DESC LIMIT 1"
 _TAIL_QUERY = select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
 
 
 def _chain_tail(session: Session) -> str:
-    """Take the chain lock (PostgreSQL) and return the hash of the last event."""
+    """Take the chain lock (PostgreSQL) and return the hash of the last event.
+
+    Lock first, then read the chain's end in a statement of its own: under READ COMMITTED
+    only a statement started after the lock sees the previous holder's event. On
+    PostgreSQL both go in one pipeline (one round trip).
+    """
     if db.engine.dialect.name != "postgresql":  # SQLite: the transaction holds the write lock
         return session.execute(_TAIL_QUERY).scalar() or GENESIS
-    result = session.connection().exec_driver_sql(
-        _PG_LOCK_THEN_TAIL, execution_options={"no_parameters": True}
-    )
-    try:
-        cursor = result.cursor  # the driver's cursor holds both results, lock first
-        cursor.fetchall()
-        if not cursor.nextset():
-            raise RuntimeError("the audit chain's tail query returned no result")
-        row = cursor.fetchone()
-    finally:
-        result.close()
+    row = run_pipeline(session.connection(), [(_PG_LOCK, None), (_PG_TAIL, None)])[-1]
     return row[0] if row else GENESIS
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, DateTime, Enum, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -162,6 +163,23 @@ def _note_writes(connection, cursor, statement, parameters, context, executemany
 def note_write(connection) -> None:
     """Record that statements sent around SQLAlchemy (a driver pipeline) wrote."""
     connection.info[_WROTE] = True
+
+
+def run_pipeline(connection, statements: list[tuple[Any, Any]]) -> list[tuple | None]:
+    """Send writing statements to PostgreSQL in one round trip (psycopg's pipeline mode),
+    in the transaction of ``connection`` (a SQLAlchemy connection); return the first row
+    of each (None for those that return none)."""
+    note_write(connection)
+    driver = connection.connection.driver_connection
+    cursors = [driver.cursor() for _ in statements]
+    try:
+        with driver.pipeline():
+            for cursor, (query, params) in zip(cursors, statements, strict=True):
+                cursor.execute(query, params)
+        return [cursor.fetchone() if cursor.description else None for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 @event.listens_for(Session, "after_begin")

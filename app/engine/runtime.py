@@ -31,7 +31,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.models import Group, User
 from app.core import audit
-from app.core.db import note_write, utcnow
+from app.core.db import run_pipeline, utcnow
 from app.core.errors import Conflict, NotFound
 from app.core.extensions import db
 from app.core.validation import compile_schema
@@ -538,45 +538,41 @@ def _pg_params(values: dict[str, Any]) -> dict[str, Any]:
     return {name: _pg_value(name, value) for name, value in values.items()}
 
 
+def _pg_save_statements(
+    instance_id: int, values: dict, closed: list, created: list
+) -> list[tuple[Any, dict]]:
+    """``_write``'s statements as PostgreSQL runs them in a pipeline; each new task is one
+    statement (with its candidates) returning its id."""
+    statements: list[tuple[Any, dict]] = [(_PG_CLOSE_TASK, _pg_params(c)) for c in closed]
+    if closed:
+        statements.append((_PG_DROP_CANDIDATES, {"ids": [c["row_id"] for c in closed]}))
+    update_instance = _pg_update_instance(tuple(sorted(values)))
+    statements.append((update_instance, {**_pg_params(values), "row_id": instance_id}))
+    statements.extend(
+        (
+            _PG_INSERT_TASK,
+            {
+                **_pg_params(new.columns),
+                "candidate_group_names": [group for group, _ in new.candidates],
+                "candidate_user_ids": [user for _, user in new.candidates],
+            },
+        )
+        for new in created
+    )
+    return statements
+
+
 def _write_pg(
     session, instance_id: int, values: dict, closed: list, created: list, audit_entry=None
 ) -> list[int]:
-    """``_write`` and the audit event in one round trip: every statement queued, then one
-    sync."""
-    connection = session.connection()
-    note_write(connection)
-    driver = connection.connection.driver_connection
-    update_instance = _pg_update_instance(tuple(sorted(values)))
-    cursor = driver.cursor()
-    inserts = [driver.cursor() for _ in created]
+    """``_write`` and the audit event in one round trip (see ``run_pipeline``)."""
+    statements = _pg_save_statements(instance_id, values, closed, created)
     trail = audit.pipeline_statements(session, audit_entry) if audit_entry is not None else []
-    trail_cursors = [driver.cursor() for _ in trail]
-    try:
-        with driver.pipeline():
-            if closed:
-                if len(closed) == 1:
-                    cursor.execute(_PG_CLOSE_TASK, _pg_params(closed[0]))
-                else:
-                    cursor.executemany(_PG_CLOSE_TASK, [_pg_params(c) for c in closed])
-                cursor.execute(_PG_DROP_CANDIDATES, {"ids": [c["row_id"] for c in closed]})
-            cursor.execute(update_instance, {**_pg_params(values), "row_id": instance_id})
-            for new, insert in zip(created, inserts, strict=True):
-                insert.execute(
-                    _PG_INSERT_TASK,
-                    {
-                        **_pg_params(new.columns),
-                        "candidate_group_names": [group for group, _ in new.candidates],
-                        "candidate_user_ids": [user for _, user in new.candidates],
-                    },
-                )
-            for trail_cursor, (query, params) in zip(trail_cursors, trail, strict=True):
-                trail_cursor.execute(query, params)
-        if trail:
-            audit.appended(session, trail_cursors[-1].fetchone())
-        return [insert.fetchone()[0] for insert in inserts]
-    finally:
-        for each in (cursor, *inserts, *trail_cursors):
-            each.close()
+    rows = run_pipeline(session.connection(), statements + trail)
+    if trail:
+        audit.appended(session, rows[-1])
+    inserted = rows[len(statements) - len(created) : len(statements)]
+    return [row[0] for row in inserted]
 
 
 def _open_rows(instance, ready: set[str]) -> dict[str, HumanTask]:
